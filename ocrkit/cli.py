@@ -1,0 +1,253 @@
+"""The ``ocrkit`` command line.
+
+Exit codes: 0 done, 1 usage error, 2 bad input file, 3 engine failure, 4 store
+error. Expected errors print one line on stderr and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+
+from ocrkit import __version__
+from ocrkit.config import load_settings
+from ocrkit.errors import ExitCode, InputFileError, NotFoundError, OcrkitError
+from ocrkit.export import FORMATS, export_lines, lines_frame
+from ocrkit.models import Document
+from ocrkit.reading import ReadProgress, read_document
+from ocrkit.store import Store
+
+log = logging.getLogger("ocrkit")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that exits with ocrkit's usage code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(int(ExitCode.usage), f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every ``ocrkit`` command."""
+    settings = load_settings()
+    parser = _Parser(
+        prog="ocrkit",
+        description="Read the text lines of PDFs and scans, store them, export them.",
+    )
+    parser.add_argument("--version", action="version", version=f"ocrkit {__version__}")
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=settings.storage,
+        help="store folder (default: $OCRKIT_STORAGE or ./storage)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every step on stderr"
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
+
+    add = commands.add_parser("add", help="add PDF or image files to the store")
+    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add.add_argument("--password", help="password of encrypted PDFs")
+
+    ocr = commands.add_parser(
+        "ocr", help="add files if needed, then read every page not yet read"
+    )
+    ocr.add_argument("files", nargs="*", type=Path, metavar="FILE")
+    ocr.add_argument("--password", help="password of encrypted PDFs")
+    ocr.add_argument(
+        "--dpi",
+        type=float,
+        default=settings.dpi,
+        help="PDF render resolution in dots per inch (default: %(default)g)",
+    )
+    ocr.add_argument(
+        "--engine",
+        default=settings.engine,
+        help="OCR engine (default: %(default)s)",
+    )
+    ocr.add_argument(
+        "--all", action="store_true", help="read every pending page of the store"
+    )
+    ocr.add_argument(
+        "--again",
+        action="store_true",
+        help="read pages already read again; edited and verified lines are kept",
+    )
+    ocr.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="pages read in parallel, each in its own process (default: 1)",
+    )
+
+    commands.add_parser("ls", help="list documents with their pages and lines")
+
+    export = commands.add_parser("export", help="write the line table of documents")
+    export.add_argument(
+        "documents",
+        nargs="*",
+        metavar="DOCUMENT",
+        help="id or file name (default: all)",
+    )
+    export.add_argument("--format", choices=FORMATS, default="csv")
+    export.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
+    export.add_argument(
+        "--bom",
+        action="store_true",
+        help="start a CSV with a byte order mark, so Excel shows accents right",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        with Store(args.storage) as store:
+            return int(_COMMANDS[args.command](store, args))
+    except OcrkitError as exc:
+        print(f"ocrkit: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("ocrkit: interrupted; pages read so far are stored", file=sys.stderr)
+        return 130
+
+
+def _add_files(
+    store: Store, files: Sequence[Path], password: str | None
+) -> list[Document]:
+    documents = []
+    for path in files:
+        document = store.add_file(path, password=password)
+        documents.append(document)
+        print(f"{document.id}  {document.page_count:>4} pages  {document.filename}")
+    return documents
+
+
+def _cmd_add(store: Store, args: argparse.Namespace) -> ExitCode:
+    _add_files(store, args.files, args.password)
+    return ExitCode.ok
+
+
+def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
+    from tqdm import tqdm
+
+    if not args.files and not args.all:
+        raise OcrkitError("name files to read, or give --all to read every document")
+    if args.workers < 1:
+        raise OcrkitError("--workers must be 1 or more")
+    documents = _add_files(store, args.files, args.password) if args.files else []
+    if args.all:
+        documents = store.documents()
+    settings = load_settings()
+    executor: Executor | None = None
+    if args.workers > 1:
+        executor = ProcessPoolExecutor(max_workers=args.workers)
+    worst = ExitCode.ok
+    try:
+        for document in documents:
+            pages = range(document.page_count) if args.again else None
+            total = (
+                document.page_count
+                if args.again
+                else len(store.pending_pages(document.id))
+            )
+            with tqdm(
+                total=total,
+                desc=document.filename[:30],
+                unit="page",
+                file=sys.stderr,
+                disable=None,
+            ) as bar:
+
+                def advance(event: ReadProgress, bar: tqdm = bar) -> None:
+                    bar.update(1)
+
+                report = read_document(
+                    store,
+                    document.id,
+                    pages=pages,
+                    dpi=args.dpi,
+                    max_pixels=settings.max_pixels,
+                    engine=args.engine,
+                    executor=executor,
+                    progress=advance,
+                )
+            for page in report.pages:
+                if page.error:
+                    print(
+                        f"ocrkit: error: {document.filename}, page {page.number}: "
+                        f"{page.error}",
+                        file=sys.stderr,
+                    )
+            if report.engine_failed:
+                worst = ExitCode.engine
+            elif report.failures and worst == ExitCode.ok:
+                worst = ExitCode.input_file
+            done = sum(1 for p in store.pages(document.id) if p.status != "pending")
+            lines = sum(p.line_count for p in store.pages(document.id))
+            print(
+                f"{document.id}  {done}/{document.page_count} pages read  "
+                f"{lines} lines  {document.filename}"
+            )
+    finally:
+        if executor is not None:
+            executor.shutdown()
+    return worst
+
+
+def _cmd_ls(store: Store, args: argparse.Namespace) -> ExitCode:
+    documents = store.documents()
+    if not documents:
+        print(f"no documents in {store.root}; add some with `ocrkit add FILE`")
+        return ExitCode.ok
+    header = ("document", "pages", "read", "failed", "lines")
+    print("{:<12}  {:>5}  {:>5}  {:>6}  {:>6}  file".format(*header))
+    for document in documents:
+        pages = store.pages(document.id)
+        read = sum(1 for p in pages if p.status in ("done", "no_text"))
+        failed = sum(1 for p in pages if p.status == "failed")
+        lines = sum(p.line_count for p in pages)
+        print(
+            f"{document.id:<12}  {len(pages):>5}  {read:>5}  {failed:>6}  {lines:>6}  "
+            f"{document.filename}"
+        )
+    return ExitCode.ok
+
+
+def _cmd_export(store: Store, args: argparse.Namespace) -> ExitCode:
+    try:
+        frame = lines_frame(store, args.documents or None)
+    except NotFoundError as exc:
+        raise OcrkitError(str(exc)) from exc
+    if args.output.exists() and args.output.is_dir():
+        raise InputFileError(args.output, "is a folder", fix="Give a file name with -o")
+    export_lines(frame, args.output, args.format, bom=args.bom)
+    print(f"{len(frame)} lines written to {args.output}", file=sys.stderr)
+    return ExitCode.ok
+
+
+_COMMANDS = {
+    "add": _cmd_add,
+    "ocr": _cmd_ocr,
+    "ls": _cmd_ls,
+    "export": _cmd_export,
+}
+
+
+def run() -> None:
+    """Entry point of the ``ocrkit`` script."""
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""OCR engines: a small interface and the registry of engines by name.
+
+An engine turns an RGB page image into lines with four-point polygons, text and a
+confidence from 0 to 1, and reads a single cropped region into text. Engines load
+their models lazily and offline: every model comes from an installed package or a
+local folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ocrkit.errors import EngineError
+from ocrkit.models import RecognizedLine
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What ocrkit needs from an OCR engine."""
+
+    name: str
+
+    @property
+    def model(self) -> str:
+        """The models the engine runs, as recorded on each page it reads."""
+        ...
+
+    def recognize(self, image: np.ndarray) -> list[RecognizedLine]:
+        """Detect and read every text line of an RGB page image."""
+        ...
+
+    def recognize_region(self, image: np.ndarray) -> tuple[str, float]:
+        """Read a cropped RGB image holding one line; return text and confidence."""
+        ...
+
+
+EngineFactory = Callable[..., Engine]
+_FACTORIES: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Make an engine available to ``get_engine`` under ``name``."""
+    _FACTORIES[name] = factory
+
+
+def engine_names() -> list[str]:
+    """Return the names of the registered engines."""
+    _register_builtins()
+    return sorted(_FACTORIES)
+
+
+def get_engine(name: str = "onnx", **options: Any) -> Engine:
+    """Create the engine registered as ``name`` with engine-specific options."""
+    _register_builtins()
+    try:
+        factory = _FACTORIES[name]
+    except KeyError:
+        known = ", ".join(sorted(_FACTORIES))
+        raise EngineError(f"unknown engine {name!r}; choose one of: {known}") from None
+    return factory(**options)
+
+
+def _register_builtins() -> None:
+    if "onnx" in _FACTORIES:
+        return
+    from ocrkit.engines.onnx import OnnxEngine
+
+    register_engine("onnx", OnnxEngine)

@@ -1,0 +1,252 @@
+"""Read the pages of stored documents with an engine, page by page.
+
+Work is split into ``PageTask`` values that a worker turns into ``PageResult``
+values with ``read_page``; both are plain picklable data, so any
+``concurrent.futures.Executor`` (a process pool, or a Dask ``Client`` through its
+executor) can run them. Only the calling process writes to the store, one page per
+transaction, so a failure or a kill keeps every page finished before it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocrkit.engines import Engine, get_engine
+from ocrkit.errors import OcrkitError
+from ocrkit.layout import is_sideways
+from ocrkit.models import Page, PageStatus, RecognizedLine
+from ocrkit.sources import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Source
+from ocrkit.store import Store, write_page_image
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PageTask:
+    """Everything a worker needs to read one page, with no store access."""
+
+    document_id: str
+    path: str
+    page_index: int
+    dpi: float = DEFAULT_DPI
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    engine: str = "onnx"
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    image_path: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """What a worker read on one page; ``error`` is set when it failed."""
+
+    page: Page
+    lines: list[RecognizedLine]
+    image_path: str | None = None
+    error: str = ""
+    error_kind: str = ""
+
+
+@dataclass(frozen=True)
+class ReadProgress:
+    """One finished page, as passed to a progress callback."""
+
+    document_id: str
+    page: Page
+    done: int
+    total: int
+
+
+ProgressCallback = Callable[[ReadProgress], None]
+
+
+@dataclass
+class ReadReport:
+    """The pages a call to ``read_document`` read, and why any failed."""
+
+    pages: list[Page] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def engine_failed(self) -> bool:
+        """Whether a page failed in the engine rather than in its file."""
+        return "EngineError" in self.failures.values() or any(
+            kind == "MissingDependencyError" for kind in self.failures.values()
+        )
+
+
+_ENGINES: dict[tuple[str, str], Engine] = {}
+
+
+def cached_engine(name: str, options: dict[str, Any] | None = None) -> Engine:
+    """Return an engine loaded once per process and name."""
+    key = (name, repr(sorted((options or {}).items())))
+    if key not in _ENGINES:
+        _ENGINES[key] = get_engine(name, **(options or {}))
+    return _ENGINES[key]
+
+
+def recognize_upright(
+    engine: Engine, image: np.ndarray
+) -> tuple[list[RecognizedLine], int, np.ndarray]:
+    """Read a page, turning it by 90 degrees first when its lines stand upright.
+
+    Returns the lines, the clockwise rotation applied (0, 90 or 270) and the image
+    the lines' coordinates refer to.
+    """
+    lines = engine.recognize(image)
+    if not is_sideways([line.bbox for line in lines]):
+        return lines, 0, image
+    best: tuple[float, list[RecognizedLine], int, np.ndarray] | None = None
+    for rotation, turns in ((90, -1), (270, 1)):
+        turned = np.ascontiguousarray(np.rot90(image, turns))
+        candidate = engine.recognize(turned)
+        score = sum(line.confidence * len(line.text) for line in candidate)
+        if best is None or score > best[0]:
+            best = (score, candidate, rotation, turned)
+    assert best is not None
+    # RapidOCR reads upright lines by turning each crop, so the sideways reading
+    # can score as well as the turned one; only a clearly worse turn is rejected.
+    upright_score = sum(line.confidence * len(line.text) for line in lines)
+    if best[0] < 0.9 * upright_score:
+        return lines, 0, image
+    return best[1], best[2], best[3]
+
+
+def read_page(task: PageTask) -> PageResult:
+    """Render and read one page; errors are returned, not raised."""
+    base = Page(
+        document_id=task.document_id, index=task.page_index, width_pt=0, height_pt=0
+    )
+    try:
+        with Source(task.path, name=task.name or None) as source:
+            rendered = source.render(
+                task.page_index, task.dpi, max_pixels=task.max_pixels
+            )
+        engine = cached_engine(task.engine, task.engine_options)
+        lines, rotation, image = recognize_upright(engine, rendered.image)
+        width_pt, height_pt = rendered.width_pt, rendered.height_pt
+        if rotation in (90, 270):
+            width_pt, height_pt = height_pt, width_pt
+        image_path = None
+        if task.image_path:
+            image_path = str(write_page_image(Path(task.image_path), image))
+        page = Page(
+            document_id=task.document_id,
+            index=task.page_index,
+            width_pt=width_pt,
+            height_pt=height_pt,
+            width_px=int(image.shape[1]),
+            height_px=int(image.shape[0]),
+            dpi=rendered.dpi,
+            rotation=rotation,
+            status=PageStatus.done,
+            engine=engine.name,
+            model=engine.model,
+        )
+        return PageResult(page=page, lines=lines, image_path=image_path)
+    except OcrkitError as exc:
+        log.warning("page %d of %s failed: %s", task.page_index + 1, task.path, exc)
+        return PageResult(base, [], error=str(exc), error_kind=type(exc).__name__)
+    except MemoryError:
+        message = "out of memory while reading the page; lower the dpi"
+        return PageResult(base, [], error=message, error_kind="MemoryError")
+    except Exception as exc:  # a bug or an engine error ocrkit does not know yet
+        log.exception("page %d of %s failed", task.page_index + 1, task.path)
+        message = f"unexpected {type(exc).__name__}: {exc}; see the log for details"
+        return PageResult(base, [], error=message, error_kind="EngineError")
+
+
+def page_tasks(
+    store: Store,
+    document_id: str,
+    *,
+    pages: Iterable[int] | None = None,
+    dpi: float = DEFAULT_DPI,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    engine: str = "onnx",
+    engine_options: dict[str, Any] | None = None,
+) -> list[PageTask]:
+    """Build the tasks for a document's unread pages, or for the pages given."""
+    indices = list(pages) if pages is not None else store.pending_pages(document_id)
+    path = str(store.source_path(document_id))
+    name = store.document(document_id).filename
+    return [
+        PageTask(
+            document_id=document_id,
+            path=path,
+            page_index=index,
+            dpi=dpi,
+            max_pixels=max_pixels,
+            engine=engine,
+            engine_options=dict(engine_options or {}),
+            image_path=str(store.page_image_path(document_id, index, dpi)),
+            name=name,
+        )
+        for index in indices
+    ]
+
+
+def read_document(
+    store: Store,
+    document_id: str,
+    *,
+    pages: Iterable[int] | None = None,
+    dpi: float = DEFAULT_DPI,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    engine: str = "onnx",
+    engine_options: dict[str, Any] | None = None,
+    executor: Executor | None = None,
+    progress: ProgressCallback | None = None,
+) -> ReadReport:
+    """Read a document's unread pages (or ``pages``) and store each as it finishes.
+
+    With an ``executor``, pages are read in parallel, at most twice as many in
+    flight as it has workers, so memory stays bounded on long documents. Returns
+    a report of the pages read; failed pages keep their reason in ``Page.error``.
+    """
+    tasks = page_tasks(
+        store,
+        document_id,
+        pages=pages,
+        dpi=dpi,
+        max_pixels=max_pixels,
+        engine=engine,
+        engine_options=engine_options,
+    )
+    report = ReadReport()
+
+    def store_result(result: PageResult) -> None:
+        if result.error:
+            store.mark_page_failed(document_id, result.page.index, result.error)
+            page = store.page(document_id, result.page.index)
+            report.failures[page.index] = result.error_kind
+        else:
+            image = Path(result.image_path) if result.image_path else None
+            page = store.save_page(result.page, result.lines, image=image)
+        report.pages.append(page)
+        if progress is not None:
+            progress(ReadProgress(document_id, page, len(report.pages), len(tasks)))
+
+    if executor is None:
+        for task in tasks:
+            store_result(read_page(task))
+        return report
+
+    window = 2 * max(1, getattr(executor, "_max_workers", 2))
+    queue = list(tasks)
+    running: list[Future[PageResult]] = []
+    while queue or running:
+        while queue and len(running) < window:
+            running.append(executor.submit(read_page, queue.pop(0)))
+        # Store pages in order, so a kill leaves no gap before the last stored page.
+        head = running.pop(0)
+        store_result(head.result())
+    return report

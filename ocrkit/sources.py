@@ -1,0 +1,313 @@
+"""Open PDFs and images and render their pages as RGB arrays.
+
+PyMuPDF renders PDF pages; Pillow decodes image files so that palette, alpha, grey,
+CMYK and 16-bit images all reach an engine as 8-bit RGB. PyMuPDF objects are not
+safe to share between threads: open one ``Source`` per thread or process.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pymupdf
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from ocrkit.errors import EncryptedPdfError, InputFileError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DPI = 200
+# 40 million pixels is an A3 page at 400 dpi and 120 MB as RGB; larger pages are
+# rendered at a lower dpi so that the image fits.
+DEFAULT_MAX_PIXELS = 40_000_000
+MIN_DPI = 24
+IMAGE_DEFAULT_DPI = 72.0
+
+_MAGIC = (
+    (b"%PDF-", "pdf"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"II*\x00", "tiff"),
+    (b"MM\x00*", "tiff"),
+)
+SUFFIXES = {"pdf": ".pdf", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+
+
+def sniff_kind(data: bytes, path: str | Path) -> str:
+    """Return ``pdf``, ``png``, ``jpeg`` or ``tiff`` from a file's first bytes.
+
+    The name's suffix is ignored: a JPEG renamed ``.pdf`` is a JPEG.
+    """
+    if not data:
+        raise InputFileError(path, "the file is empty", fix="Check the upload or copy")
+    head = data[:1024]
+    for magic, kind in _MAGIC:
+        if kind == "pdf" and magic in head:
+            return kind
+        if head.startswith(magic):
+            return kind
+    raise InputFileError(
+        path,
+        "not a PDF, PNG, JPEG or TIFF file (unknown content)",
+        fix="Convert it to PDF or one of those image formats",
+    )
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A page image and the geometry needed to map its pixels back to points."""
+
+    image: np.ndarray
+    dpi: float
+    width_pt: float
+    height_pt: float
+
+
+def normalise_image(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow image to an 8-bit RGB array with dark text on light.
+
+    Transparent images are composited on white and on black, and the one with more
+    contrast is kept, so text drawn on a hidden background of its own colour stays
+    visible. A result that is mostly dark is inverted, because PP-OCR reads dark
+    text on a light ground best.
+    """
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        high = array.max() or 1.0
+        image = Image.fromarray((array * (255.0 / high)).astype(np.uint8), "L")
+    elif image.mode == "F":
+        array = np.nan_to_num(np.asarray(image, dtype=np.float64))
+        high = array.max() or 1.0
+        image = Image.fromarray(
+            np.clip(array * (255.0 / high), 0, 255).astype(np.uint8)
+        )
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode in ("LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        alpha = np.asarray(image.getchannel("A"))
+        if alpha.min() < 255:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+            weight = alpha[..., None].astype(np.float32) / 255.0
+            on_white = rgb * weight + 255.0 * (1.0 - weight)
+            on_black = rgb * weight
+            pick = on_white if on_white.std() >= on_black.std() else on_black
+            return _dark_on_light(pick.astype(np.uint8))
+    rgb_array = np.asarray(image.convert("RGB"))
+    return _dark_on_light(rgb_array)
+
+
+def _dark_on_light(rgb: np.ndarray) -> np.ndarray:
+    grey_mean = float(rgb.mean()) if rgb.size else 255.0
+    if grey_mean < 96:
+        rgb = 255 - rgb
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def fit_dpi(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
+    """Return ``dpi`` lowered so that the page image has at most ``max_pixels``."""
+    pixels = (width_pt * dpi / 72.0) * (height_pt * dpi / 72.0)
+    if pixels <= max_pixels:
+        return dpi
+    return math.floor(dpi * math.sqrt(max_pixels / pixels) * 100) / 100
+
+
+class Source:
+    """An opened PDF or image file whose pages can be rendered one at a time."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        password: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        # Messages name the file as people know it, not the store's copy.
+        self.name = name or str(path)
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise InputFileError(path, f"cannot be read ({exc.strerror})") from exc
+        self.kind = sniff_kind(data, path)
+        self._doc: pymupdf.Document | None = None
+        self._frames: list[Image.Image] = []
+        if self.kind == "pdf":
+            self._doc = _open_pdf(data, self.path, password)
+            self.page_count = self._doc.page_count
+        else:
+            self._frames = _open_image_frames(data, self.path)
+            self.page_count = len(self._frames)
+
+    def close(self) -> None:
+        """Release the file."""
+        if self._doc is not None:
+            self._doc.close()
+        self._frames = []
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def page_size_pt(self, index: int) -> tuple[float, float]:
+        """Return the visible width and height of a page in points."""
+        self._check_index(index)
+        if self._doc is not None:
+            rect = self._doc[index].rect
+            return (rect.width, rect.height)
+        frame = self._frames[index]
+        dpi = _image_dpi(frame)
+        return (frame.width * 72.0 / dpi, frame.height * 72.0 / dpi)
+
+    def render(
+        self,
+        index: int,
+        dpi: float = DEFAULT_DPI,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> RenderedPage:
+        """Render a page as an RGB array.
+
+        PDF pages honour ``/Rotate`` and the CropBox; their dpi is lowered to fit
+        ``max_pixels`` before anything is allocated. Images keep their own pixels
+        and resolution, unless they exceed ``max_pixels``.
+        """
+        self._check_index(index)
+        if self._doc is not None:
+            return self._render_pdf_page(index, dpi, max_pixels)
+        return self._render_image(index, max_pixels)
+
+    def text_layer(self, index: int) -> pymupdf.Page | None:
+        """Return the PyMuPDF page for text extraction, or None for images."""
+        self._check_index(index)
+        return self._doc[index] if self._doc is not None else None
+
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.page_count:
+            raise InputFileError(
+                self.name,
+                f"has no page {index + 1} (it has {self.page_count})",
+            )
+
+    def _render_pdf_page(self, index: int, dpi: float, max_pixels: int) -> RenderedPage:
+        assert self._doc is not None
+        page = self._doc[index]
+        width_pt, height_pt = page.rect.width, page.rect.height
+        if width_pt <= 0 or height_pt <= 0:
+            raise InputFileError(self.name, "has an empty page box", page=index + 1)
+        used_dpi = fit_dpi(width_pt, height_pt, dpi, max_pixels)
+        if used_dpi < MIN_DPI:
+            raise InputFileError(
+                self.name,
+                f"page is {width_pt / 72:.0f} x {height_pt / 72:.0f} inches, too large "
+                f"to render within {max_pixels:,} pixels at {MIN_DPI} dpi or more",
+                page=index + 1,
+                fix="Raise the pixel budget (OCRKIT_MAX_PIXELS) or crop the page",
+            )
+        if used_dpi < dpi:
+            log.warning(
+                "%s page %d: rendering at %.0f dpi instead of %.0f to stay within "
+                "%d pixels",
+                self.name,
+                index + 1,
+                used_dpi,
+                dpi,
+                max_pixels,
+            )
+        try:
+            zoom = used_dpi / 72.0
+            pixmap = page.get_pixmap(
+                matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB
+            )
+        except (RuntimeError, ValueError, MemoryError) as exc:
+            raise InputFileError(
+                self.name, f"page cannot be rendered ({exc})", page=index + 1
+            ) from exc
+        image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(
+            pixmap.height, pixmap.width, 3
+        )
+        # Pixel size is rounded by MuPDF, so derive the dpi actually used from it.
+        real_dpi = pixmap.width * 72.0 / width_pt
+        return RenderedPage(image.copy(), real_dpi, width_pt, height_pt)
+
+    def _render_image(self, index: int, max_pixels: int) -> RenderedPage:
+        frame = self._frames[index]
+        dpi = _image_dpi(frame)
+        width_pt = frame.width * 72.0 / dpi
+        height_pt = frame.height * 72.0 / dpi
+        if frame.width * frame.height > max_pixels:
+            scale = math.sqrt(max_pixels / (frame.width * frame.height))
+            size = (max(1, int(frame.width * scale)), max(1, int(frame.height * scale)))
+            frame = frame.resize(size, Image.Resampling.LANCZOS)
+            dpi = dpi * scale
+        try:
+            image = normalise_image(frame)
+        except (OSError, ValueError) as exc:
+            raise InputFileError(
+                self.name, f"image cannot be decoded ({exc})", page=index + 1
+            ) from exc
+        return RenderedPage(image, dpi, width_pt, height_pt)
+
+
+def _open_pdf(data: bytes, path: Path, password: str | None) -> pymupdf.Document:
+    try:
+        doc = pymupdf.open(stream=data, filetype="pdf")
+    except (RuntimeError, ValueError) as exc:
+        raise InputFileError(
+            path,
+            f"damaged or truncated PDF ({exc})",
+            fix="Repair it (for example with qpdf) or get a fresh copy",
+        ) from exc
+    if doc.needs_pass:
+        if password is None:
+            raise EncryptedPdfError(
+                path,
+                "the PDF is encrypted and needs a password",
+                fix="Give the password (--password on the command line)",
+            )
+        if not doc.authenticate(password):
+            raise EncryptedPdfError(
+                path, "the password is wrong", fix="Check the password and try again"
+            )
+    if doc.page_count == 0:
+        raise InputFileError(path, "the PDF has no pages")
+    if doc.is_repaired:
+        log.warning("%s: the PDF was damaged and MuPDF repaired it", path.name)
+    return doc
+
+
+def _open_image_frames(data: bytes, path: Path) -> list[Image.Image]:
+    try:
+        image = Image.open(io.BytesIO(data))
+        frames = []
+        for frame in ImageSequence.Iterator(image):
+            frame.load()
+            frames.append(frame.copy())
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputFileError(
+            path, f"damaged or unreadable image ({exc})", fix="Get a fresh copy"
+        ) from exc
+    if not frames:
+        raise InputFileError(path, "the image has no frames")
+    return frames
+
+
+def _image_dpi(image: Image.Image) -> float:
+    dpi = image.info.get("dpi")
+    if dpi:
+        try:
+            value = float(dpi[0])
+        except (TypeError, ValueError, IndexError):
+            value = 0.0
+        if 20.0 <= value <= 2400.0:
+            return value
+    return IMAGE_DEFAULT_DPI

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install ocrkit and what it needs into ./.venv (or into the current Python with
+# --system, as the Dockerfile does).
+#
+#   scripts/install.sh            the package, the workbench and the engines
+#   scripts/install.sh --test     the same, plus test tools, Chromium and Tesseract
+#   scripts/install.sh --system   install into the running Python, no venv
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+with_test=0
+use_venv=1
+for arg in "$@"; do
+    case "$arg" in
+        --test) with_test=1 ;;
+        --system) use_venv=0 ;;
+        *) echo "install.sh: unknown option $arg" >&2; exit 1 ;;
+    esac
+done
+
+apt_packages=()
+if [ "$with_test" = 1 ]; then
+    # Chromium for the browser tests, Tesseract as the accuracy and speed peer.
+    command -v chromium >/dev/null || apt_packages+=(chromium)
+    command -v tesseract >/dev/null || apt_packages+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa)
+fi
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${apt_packages[@]}" >/dev/null
+    else
+        echo "install.sh: run as root, or install: ${apt_packages[*]}" >&2
+        exit 1
+    fi
+fi
+
+if [ "$use_venv" = 1 ]; then
+    [ -x .venv/bin/python ] || python3 -m venv .venv
+    python=.venv/bin/python
+else
+    python=python3
+fi
+
+extras=workbench
+[ "$with_test" = 1 ] && extras=workbench,test
+"$python" -m pip install -q --disable-pip-version-check --upgrade pip
+"$python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+"$python" - <<'PY'
+import cv2, onnxruntime, pymupdf, rapidocr  # fail now, not at the first page
+print(f"ocrkit installed: OpenCV {cv2.__version__}, ONNX Runtime "
+      f"{onnxruntime.__version__}, PyMuPDF {pymupdf.__version__}")
+PY
