@@ -8,12 +8,14 @@
 | ``OCRKIT_MAX_PIXELS`` | largest page image; larger pages get a lower dpi | 40000000 |
 | ``OCRKIT_PORT`` | the port the workbench serves on | 8888 |
 | ``OCRKIT_UPLOAD_LIMIT_MB`` | largest file the workbench accepts, in MB | 200 |
+| ``OCRKIT_IP`` | the address the workbench listens on | ``127.0.0.1`` |
+| ``OCRKIT_TOKEN`` | the token that opens the workbench | a new random one |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocrkit.errors import OcrkitError
@@ -29,6 +31,9 @@ class Settings:
     max_pixels: int
     port: int
     upload_limit_mb: int
+    ip: str = "127.0.0.1"
+    # None makes each server start with a new random token. repr() leaves it out.
+    token: str | None = field(default=None, repr=False)
 
 
 def _number(name: str, default: str, kind: type[int] | type[float]) -> int | float:
@@ -53,4 +58,6 @@ def load_settings() -> Settings:
         max_pixels=int(_number("OCRKIT_MAX_PIXELS", "40000000", int)),
         port=int(_number("OCRKIT_PORT", "8888", int)),
         upload_limit_mb=int(_number("OCRKIT_UPLOAD_LIMIT_MB", "200", int)),
+        ip=os.environ.get("OCRKIT_IP") or "127.0.0.1",
+        token=os.environ.get("OCRKIT_TOKEN", "").strip() or None,
     )
