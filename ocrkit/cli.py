@@ -104,6 +104,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start a CSV with a byte order mark, so Excel shows accents right",
     )
+    for name, help_text in (
+        ("serve", "start JupyterLab with the notebooks and the workbench dashboard"),
+        ("dashboard", "start the workbench alone, as a Voila dashboard"),
+    ):
+        server = commands.add_parser(name, help=help_text)
+        server.add_argument(
+            "--port",
+            type=int,
+            default=settings.port,
+            help="TCP port (default: $OCRKIT_PORT or %(default)s)",
+        )
+        server.add_argument(
+            "--ip",
+            default=settings.ip,
+            help="address to listen on; 0.0.0.0 in a container "
+            "(default: $OCRKIT_IP or %(default)s)",
+        )
+        server.add_argument(
+            "--notebooks",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="folder of the notebooks, with workbench.ipynb "
+            "(default: the repository's notebooks folder)",
+        )
     return parser
 
 
@@ -240,11 +265,29 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> ExitCode:
     return ExitCode.ok
 
 
+def _cmd_serve(store: Store, args: argparse.Namespace) -> ExitCode:
+    from ocrkit.serve import NOTEBOOK_DIR, start_server
+
+    # The store opened fine, and the server opens it again in its own process.
+    store.close()
+    kind = "lab" if args.command == "serve" else "dashboard"
+    start_server(
+        kind,
+        storage=store.root,
+        port=args.port,
+        ip=args.ip,
+        token=load_settings().token,
+        notebook_dir=args.notebooks or NOTEBOOK_DIR,
+    )
+
+
 _COMMANDS = {
     "add": _cmd_add,
     "ocr": _cmd_ocr,
     "ls": _cmd_ls,
     "export": _cmd_export,
+    "serve": _cmd_serve,
+    "dashboard": _cmd_serve,
 }
 
 

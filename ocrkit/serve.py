@@ -18,8 +18,10 @@ import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal, NoReturn, TextIO
 
 from ocrkit.config import load_settings
+from ocrkit.errors import OcrkitError
 
 MIB = 1024 * 1024
 
@@ -176,6 +178,69 @@ def server_env(
     if token is not None:
         env["JUPYTER_TOKEN"] = _checked_token(token)
     return env
+
+
+def server_urls(
+    kind: Literal["lab", "dashboard"], ip: str, port: int, token: str
+) -> list[str]:
+    """Return the URLs a person opens, with the token, for a server on ``ip:port``."""
+    host = "127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip
+    if ":" in host:
+        host = f"[{host}]"
+    base = f"http://{host}:{port}"
+    query = f"?token={token}"
+    if kind == "lab":
+        return [f"{base}/lab{query}", f"{base}/voila/render/{WORKBENCH}{query}"]
+    return [f"{base}/{query}"]
+
+
+def start_server(
+    kind: Literal["lab", "dashboard"],
+    *,
+    storage: str | Path,
+    port: int,
+    ip: str,
+    token: str | None = None,
+    notebook_dir: str | Path = NOTEBOOK_DIR,
+    output: TextIO | None = None,
+) -> NoReturn:
+    """Print the server's URLs, then replace this process with the server.
+
+    Without ``token`` a random one is generated and printed. A token given by the
+    caller (``OCRKIT_TOKEN``) is not printed.
+    """
+    output = output or sys.stderr
+    notebook_dir = Path(notebook_dir)
+    if kind == "lab":
+        if not notebook_dir.is_dir():
+            raise OcrkitError(
+                f"the notebook folder {notebook_dir} does not exist; "
+                "give another with --notebooks"
+            )
+        argv = lab_argv(port, notebook_dir=notebook_dir, ip=ip)
+        title = "JupyterLab and the workbench dashboard"
+    else:
+        notebook = notebook_dir / WORKBENCH
+        if not notebook.is_file():
+            raise OcrkitError(
+                f"the workbench notebook {notebook} does not exist; "
+                "give the folder that holds it with --notebooks"
+            )
+        argv = dashboard_argv(port, notebook=notebook, ip=ip)
+        title = "the workbench dashboard"
+    generated = token is None
+    if token is None:
+        token = generate_token()
+    env = server_env(storage, token=token)
+    shown = token if generated else "<OCRKIT_TOKEN>"
+    print(f"ocrkit: starting {title}, store {env['OCRKIT_STORAGE']}", file=output)
+    for url in server_urls(kind, ip, port, shown):
+        print(f"ocrkit: open {url}", file=output)
+    output.flush()
+    try:
+        os.execve(argv[0], argv, env)
+    except OSError as exc:
+        raise OcrkitError(f"cannot start {argv[0]} ({exc.strerror})") from exc
 
 
 def _checked_token(token: str) -> str:
