@@ -135,15 +135,15 @@ class Source:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
-            raise InputFileError(path, f"cannot be read ({exc.strerror})") from exc
-        self.kind = sniff_kind(data, path)
+            raise InputFileError(self.name, f"cannot be read ({exc.strerror})") from exc
+        self.kind = sniff_kind(data, self.name)
         self._doc: pymupdf.Document | None = None
         self._frames: list[Image.Image] = []
         if self.kind == "pdf":
-            self._doc = _open_pdf(data, self.path, password)
+            self._doc = _open_pdf(data, self.name, password)
             self.page_count = self._doc.page_count
         else:
-            self._frames = _open_image_frames(data, self.path)
+            self._frames = _open_image_frames(data, self.name)
             self.page_count = len(self._frames)
 
     def close(self) -> None:
@@ -258,7 +258,7 @@ class Source:
         return RenderedPage(image, dpi, width_pt, height_pt)
 
 
-def _open_pdf(data: bytes, path: Path, password: str | None) -> pymupdf.Document:
+def _open_pdf(data: bytes, path: str, password: str | None) -> pymupdf.Document:
     try:
         doc = pymupdf.open(stream=data, filetype="pdf")
     except (RuntimeError, ValueError) as exc:
@@ -281,11 +281,11 @@ def _open_pdf(data: bytes, path: Path, password: str | None) -> pymupdf.Document
     if doc.page_count == 0:
         raise InputFileError(path, "the PDF has no pages")
     if doc.is_repaired:
-        log.warning("%s: the PDF was damaged and MuPDF repaired it", path.name)
+        log.warning("%s: the PDF was damaged and MuPDF repaired it", path)
     return doc
 
 
-def _open_image_frames(data: bytes, path: Path) -> list[Image.Image]:
+def _open_image_frames(data: bytes, path: str) -> list[Image.Image]:
     try:
         image = Image.open(io.BytesIO(data))
         frames = []

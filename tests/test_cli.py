@@ -1,0 +1,135 @@
+"""The ``ocrkit`` command line, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+def ocrkit(*args: str, storage: Path, env: dict[str, str] | None = None):
+    """Run ``ocrkit`` with a store folder and return the finished process."""
+    environment = {**os.environ, "OCRKIT_STORAGE": str(storage), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ocrkit", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def read_store(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Path:
+    """A store where the Spanish council record was read by the real engine."""
+    storage = tmp_path_factory.mktemp("cli") / "storage"
+    done = ocrkit("ocr", str(corpus / "acta-municipal-es.pdf"), storage=storage)
+    assert done.returncode == 0, done.stderr
+    return storage
+
+
+def test_ocr_reads_and_reports(read_store: Path) -> None:
+    listing = ocrkit("ls", storage=read_store)
+    assert listing.returncode == 0
+    row = listing.stdout.splitlines()[1].split()
+    assert row[1:4] == ["1", "1", "0"]  # pages, read, failed
+    assert int(row[4]) >= 12  # lines
+    assert row[5] == "acta-municipal-es.pdf"
+
+
+def test_ocr_again_skips_read_pages(read_store: Path, corpus: Path) -> None:
+    again = ocrkit("ocr", str(corpus / "acta-municipal-es.pdf"), storage=read_store)
+    assert again.returncode == 0
+    assert "1/1 pages read" in again.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+def test_export_formats(read_store: Path, tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"lines.{fmt}"
+    done = ocrkit("export", "--format", fmt, "-o", str(target), storage=read_store)
+    assert done.returncode == 0, done.stderr
+    from ocrkit.export import read_lines
+
+    frame = read_lines(target)
+    assert len(frame) >= 12
+    assert frame["page"].eq(1).all()
+    text = " ".join(frame["text"])
+    for word in ("Martín", "señalización", "¿Cuántos", "Ibáñez", "Añil"):
+        assert word in text
+
+
+def test_export_csv_bom_for_excel(read_store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "excel.csv"
+    done = ocrkit(
+        "export",
+        "acta-municipal-es.pdf",
+        "--bom",
+        "-o",
+        str(target),
+        storage=read_store,
+    )
+    assert done.returncode == 0
+    assert target.read_bytes().startswith(b"\xef\xbb\xbf")
+    frame = pd.read_csv(target, encoding="utf-8-sig")
+    assert frame["file"].eq("acta-municipal-es.pdf").all()
+
+
+def test_storage_option_beats_environment(tmp_path: Path, corpus: Path) -> None:
+    chosen = tmp_path / "chosen"
+    done = ocrkit(
+        "--storage",
+        str(chosen),
+        "add",
+        str(corpus / "francais.pdf"),
+        storage=tmp_path / "env",
+    )
+    assert done.returncode == 0
+    assert (chosen / "ocrkit.sqlite").is_file()
+    assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["frob"], 1, "invalid choice"),
+        (["ocr"], 1, "name files to read"),
+        (["export", "nope", "-o", "x.csv"], 1, "no document 'nope'"),
+        (["add", "{corpus}/invalid.pdf"], 2, "invalid.pdf: damaged or truncated PDF"),
+        (["add", "{corpus}/libreoffice-writer-password.pdf"], 2, "needs a password"),
+        (["add", "{corpus}/does-not-exist.pdf"], 2, "cannot be read"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code(
+    tmp_path: Path, corpus: Path, args: list[str], code: int, message: str
+) -> None:
+    args = [arg.format(corpus=corpus) for arg in args]
+    done = ocrkit(*args, storage=tmp_path / "storage")
+    assert done.returncode == code
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_engine_failure_exits_3(tmp_path: Path, corpus: Path) -> None:
+    done = ocrkit(
+        "ocr",
+        "--engine",
+        "no-such-engine",
+        str(corpus / "francais.pdf"),
+        storage=tmp_path / "storage",
+    )
+    assert done.returncode == 3
+    assert "unknown engine 'no-such-engine'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_password_on_command_line(tmp_path: Path, corpus: Path) -> None:
+    path = corpus / "libreoffice-writer-password.pdf"
+    done = ocrkit(
+        "ocr", "--password", "openpassword", str(path), storage=tmp_path / "s"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1/1 pages read" in done.stdout
