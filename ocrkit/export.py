@@ -54,12 +54,26 @@ _DTYPES = {
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def lines_frame(store: Store, documents: Sequence[str] | None = None) -> pd.DataFrame:
-    """Return the lines of some documents (all when None) as a typed DataFrame."""
+def lines_frame(
+    store: Store,
+    documents: str | Sequence[str] | None = None,
+    *,
+    page: int | None = None,
+) -> pd.DataFrame:
+    """Return lines as a typed DataFrame, one row per line in reading order.
+
+    Args:
+        store: the store to read.
+        documents: a document id or name, several, or None for every document.
+        page: a one-based page number, as in the table, to get that page only.
+    """
+    if isinstance(documents, str):
+        documents = [documents]
     chosen = _documents(store, documents)
+    page_index = page - 1 if page is not None else None
     rows = []
     for document in chosen:
-        rows.extend(_rows(document, store.lines(document.id)))
+        rows.extend(_rows(document, store.lines(document.id, page_index)))
     return frame_from_rows(rows)
 
 

@@ -7,7 +7,6 @@ safe to share between threads: open one ``Source`` per thread or process.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pymupdf
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ocrkit.errors import EncryptedPdfError, InputFileError
 
@@ -133,24 +132,27 @@ class Source:
         # Messages name the file as people know it, not the store's copy.
         self.name = name or str(path)
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as handle:
+                head = handle.read(1024)
         except OSError as exc:
             raise InputFileError(self.name, f"cannot be read ({exc.strerror})") from exc
-        self.kind = sniff_kind(data, self.name)
+        self.kind = sniff_kind(head, self.name)
         self._doc: pymupdf.Document | None = None
-        self._frames: list[Image.Image] = []
+        self._image: Image.Image | None = None
+        # Files are opened, not read whole: pages are decoded one at a time.
         if self.kind == "pdf":
-            self._doc = _open_pdf(data, self.name, password)
+            self._doc = _open_pdf(self.path, self.name, password)
             self.page_count = self._doc.page_count
         else:
-            self._frames = _open_image_frames(data, self.name)
-            self.page_count = len(self._frames)
+            self._image = _open_image(self.path, self.name)
+            self.page_count = getattr(self._image, "n_frames", 1)
 
     def close(self) -> None:
         """Release the file."""
         if self._doc is not None:
             self._doc.close()
-        self._frames = []
+        if self._image is not None:
+            self._image.close()
 
     def __enter__(self) -> Source:
         return self
@@ -164,7 +166,7 @@ class Source:
         if self._doc is not None:
             rect = self._doc[index].rect
             return (rect.width, rect.height)
-        frame = self._frames[index]
+        frame = self._frame(index)
         dpi = _image_dpi(frame)
         return (frame.width * 72.0 / dpi, frame.height * 72.0 / dpi)
 
@@ -239,8 +241,18 @@ class Source:
         real_dpi = pixmap.width * 72.0 / width_pt
         return RenderedPage(image.copy(), real_dpi, width_pt, height_pt)
 
+    def _frame(self, index: int) -> Image.Image:
+        assert self._image is not None
+        try:
+            self._image.seek(index)
+        except (EOFError, OSError, ValueError) as exc:
+            raise InputFileError(
+                self.name, f"frame cannot be read ({exc})", page=index + 1
+            ) from exc
+        return self._image
+
     def _render_image(self, index: int, max_pixels: int) -> RenderedPage:
-        frame = self._frames[index]
+        frame = self._frame(index)
         dpi = _image_dpi(frame)
         width_pt = frame.width * 72.0 / dpi
         height_pt = frame.height * 72.0 / dpi
@@ -251,16 +263,16 @@ class Source:
             dpi = dpi * scale
         try:
             image = normalise_image(frame)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, SyntaxError) as exc:
             raise InputFileError(
                 self.name, f"image cannot be decoded ({exc})", page=index + 1
             ) from exc
         return RenderedPage(image, dpi, width_pt, height_pt)
 
 
-def _open_pdf(data: bytes, path: str, password: str | None) -> pymupdf.Document:
+def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
     try:
-        doc = pymupdf.open(stream=data, filetype="pdf")
+        doc = pymupdf.open(file, filetype="pdf")
     except (RuntimeError, ValueError) as exc:
         raise InputFileError(
             path,
@@ -285,20 +297,22 @@ def _open_pdf(data: bytes, path: str, password: str | None) -> pymupdf.Document:
     return doc
 
 
-def _open_image_frames(data: bytes, path: str) -> list[Image.Image]:
+def _open_image(file: Path, path: str) -> Image.Image:
+    """Open an image lazily and decode its first frame to check it is readable."""
     try:
-        image = Image.open(io.BytesIO(data))
-        frames = []
-        for frame in ImageSequence.Iterator(image):
-            frame.load()
-            frames.append(frame.copy())
+        image = Image.open(file)
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise InputFileError(
+            path,
+            f"the image is too large to decode safely ({exc})",
+            fix="Scale it down before adding it",
+        ) from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise InputFileError(
             path, f"damaged or unreadable image ({exc})", fix="Get a fresh copy"
         ) from exc
-    if not frames:
-        raise InputFileError(path, "the image has no frames")
-    return frames
+    return image
 
 
 def _image_dpi(image: Image.Image) -> float:

@@ -18,10 +18,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -222,14 +223,26 @@ class Store:
 
         A file already in the store (same bytes) returns the existing document.
         ``filename`` is the name shown to people; it never chooses a path on disk.
+        The file is hashed and copied in chunks, never read whole into memory.
         """
         path = Path(path)
+        digest = hashlib.sha256()
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:
+                head = handle.read(1024)
+                digest.update(head)
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
         except OSError as exc:
             raise InputFileError(path, f"cannot be read ({exc.strerror})") from exc
-        return self.add_bytes(
-            data, filename or path.name, password=password, origin=path
+        kind = sniff_kind(head, path)
+        return self._add(
+            digest.hexdigest(),
+            kind,
+            lambda target: _copy_atomic(path, target),
+            filename or path.name,
+            password=password,
+            label=str(path),
         )
 
     def add_bytes(
@@ -238,59 +251,79 @@ class Store:
         filename: str,
         *,
         password: str | None = None,
-        origin: str | Path | None = None,
     ) -> Document:
         """Add a file from its bytes, as an upload delivers it."""
-        label = origin or filename
-        kind = sniff_kind(data, label)
-        sha256 = hashlib.sha256(data).hexdigest()
+        kind = sniff_kind(data, filename)
+        return self._add(
+            hashlib.sha256(data).hexdigest(),
+            kind,
+            lambda target: _write_atomic(target, data),
+            filename,
+            password=password,
+            label=filename,
+        )
+
+    def _add(
+        self,
+        sha256: str,
+        kind: str,
+        write: Callable[[Path], None],
+        filename: str,
+        *,
+        password: str | None,
+        label: str,
+    ) -> Document:
+        """Store a file's copy and its document and pages, or nothing on error."""
         existing = self._query("SELECT * FROM documents WHERE sha256 = ?", (sha256,))
         if existing:
             return _document(existing[0])
         display_name = _display_name(filename)
         stored = self.root / "files" / f"{sha256}{SUFFIXES[kind]}"
-        _write_atomic(stored, data)
+        unlocked: Path | None = None
+        write(stored)
         try:
-            with Source(stored, password=password, name=str(label)) as source:
+            with Source(stored, password=password, name=label) as source:
                 if source.kind == "pdf" and password is not None:
-                    unlocked: Path | None = stored.with_suffix(".unlocked.pdf")
+                    unlocked = stored.with_suffix(".unlocked.pdf")
                     _save_unlocked(source, unlocked)
-                else:
-                    unlocked = None
                 sizes = [source.page_size_pt(i) for i in range(source.page_count)]
-        except InputFileError:
+            document = Document(
+                id=sha256[:12],
+                sha256=sha256,
+                filename=display_name,
+                kind=kind,
+                page_count=len(sizes),
+                size_bytes=stored.stat().st_size,
+            )
+            now = utc_now()
+            with self._transaction() as db:
+                db.execute(
+                    "INSERT INTO documents (id, sha256, filename, kind, page_count, "
+                    "size_bytes, file, unlocked_file, added_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        document.id,
+                        sha256,
+                        display_name,
+                        kind,
+                        document.page_count,
+                        document.size_bytes,
+                        stored.name,
+                        unlocked.name if unlocked else None,
+                        document.added_at,
+                    ),
+                )
+                db.executemany(
+                    "INSERT INTO pages (document_id, page_index, width_pt, height_pt, "
+                    "updated_at) VALUES (?,?,?,?,?)",
+                    [(document.id, i, w, h, now) for i, (w, h) in enumerate(sizes)],
+                )
+        except BaseException:
+            # Nothing of a failed add stays behind: no file, no row.
             _remove_quietly(stored)
+            if unlocked is not None:
+                _remove_quietly(unlocked)
             raise
-        document = Document(
-            id=sha256[:12],
-            sha256=sha256,
-            filename=display_name,
-            kind=kind,
-            page_count=len(sizes),
-            size_bytes=len(data),
-        )
-        now = utc_now()
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO documents (id, sha256, filename, kind, page_count, "
-                "size_bytes, file, unlocked_file, added_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    document.id,
-                    sha256,
-                    display_name,
-                    kind,
-                    document.page_count,
-                    document.size_bytes,
-                    stored.name,
-                    unlocked.name if unlocked else None,
-                    document.added_at,
-                ),
-            )
-            db.executemany(
-                "INSERT INTO pages (document_id, page_index, width_pt, height_pt, "
-                "updated_at) VALUES (?,?,?,?,?)",
-                [(document.id, i, w, h, now) for i, (w, h) in enumerate(sizes)],
-            )
         log.info("added %s as document %s (%d pages)", label, document.id, len(sizes))
         return document
 
@@ -848,6 +881,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise StoreError(
             f"cannot write {path} ({exc.strerror}); free disk space or choose "
             "another store folder"
+        ) from exc
+
+
+def _copy_atomic(source: Path, path: Path) -> None:
+    """Copy a file through a temporary file and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except OSError as exc:
+        _remove_quietly(Path(tmp))
+        raise StoreError(
+            f"cannot copy {source.name} into the store ({exc.strerror}); free disk "
+            "space or choose another store folder"
         ) from exc
 
 

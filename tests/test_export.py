@@ -133,3 +133,9 @@ def test_unknown_format_is_rejected(filled: Store, tmp_path: Path) -> None:
 def test_empty_store_exports_header_only(store: Store, tmp_path: Path) -> None:
     path = export_lines(lines_frame(store), tmp_path / "empty.csv", "csv")
     assert path.read_text("utf-8").strip() == ",".join(COLUMNS)
+
+
+def test_frame_of_one_page(filled: Store) -> None:
+    frame = lines_frame(filled, "acta.pdf", page=2)
+    assert frame["page"].tolist() == [2]
+    assert frame["text"].tolist() == ["line 1"]
