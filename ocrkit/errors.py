@@ -1,4 +1,4 @@
-"""Exceptions raised by ocrkit, each with a message that says what to do next."""
+"""Exceptions raised by ocrkit, each with a message that states what to do next."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ def utc_now() -> str:
 
 
 class PageStatus(StrEnum):
-    """Where a page stands in reading."""
+    """Reading state of a page."""
 
     pending = "pending"
     done = "done"
@@ -41,7 +41,7 @@ class PageStatus(StrEnum):
 
 
 class LineOrigin(StrEnum):
-    """Where a line's current text and box came from."""
+    """Source of a line's current text and box."""
 
     ocr = "ocr"
     text_layer = "text_layer"
@@ -131,7 +131,7 @@ class Page:
     ``width_pt``/``height_pt`` are the visible page (CropBox after ``/Rotate``);
     ``width_px``/``height_px`` the page image at ``dpi``. ``rotation`` is the
     clockwise rotation in degrees ocrkit applied on top of the file's own, found by
-    orientation detection. ``source`` says which engine kind read the page.
+    orientation detection.
     """
 
     document_id: str

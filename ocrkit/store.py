@@ -572,8 +572,8 @@ class Store:
     ) -> Line:
         """Change a line's text, box or verified flag, and log the change.
 
-        Pass ``expected_version`` (the ``Line.version`` the caller showed) to be told
-        with ``EditConflictError`` when another session changed the line meanwhile.
+        Pass ``expected_version`` (the ``Line.version`` the caller showed) to get
+        ``EditConflictError`` when another session changed the line meanwhile.
         A changed text or box makes an OCR line ``edited``.
         """
         changes: dict[str, Any] = {}
