@@ -18,11 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from ocrkit.engines import Engine, get_engine
+from ocrkit.engines import Engine, PageEngine, PageText, get_engine
 from ocrkit.errors import OcrkitError
 from ocrkit.layout import is_sideways
 from ocrkit.models import Page, PageStatus, RecognizedLine
-from ocrkit.sources import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Source
+from ocrkit.sources import (
+    DEFAULT_DPI,
+    DEFAULT_MAX_PIXELS,
+    RenderedPage,
+    Source,
+    fit_dpi,
+)
 from ocrkit.store import Store, write_page_image
 
 log = logging.getLogger(__name__)
@@ -121,35 +127,70 @@ def recognize_upright(
 
 
 def read_page(task: PageTask) -> PageResult:
-    """Render and read one page; errors are returned, not raised."""
+    """Read one page; errors are returned, not raised.
+
+    An engine with ``recognize_page`` (``text``, ``auto``) reads the page from its
+    file first; the page is rendered and its image read by OCR only when that
+    returns None. The image is still rendered for showing when ``image_path`` is
+    set, at the dpi the lines' coordinates use.
+    """
     base = Page(
         document_id=task.document_id, index=task.page_index, width_pt=0, height_pt=0
     )
     try:
-        with Source(task.path, name=task.name or None) as source:
-            rendered = source.render(
-                task.page_index, task.dpi, max_pixels=task.max_pixels
-            )
         engine = cached_engine(task.engine, task.engine_options)
-        lines, rotation, image = recognize_upright(engine, rendered.image)
-        width_pt, height_pt = rendered.width_pt, rendered.height_pt
-        if rotation in (90, 270):
-            width_pt, height_pt = height_pt, width_pt
+        with Source(task.path, name=task.name or None) as source:
+            rendered: RenderedPage | None = None
+            from_file: PageText | None = None
+            if isinstance(engine, PageEngine):
+                if task.image_path:
+                    rendered = source.render(
+                        task.page_index, task.dpi, max_pixels=task.max_pixels
+                    )
+                    dpi = rendered.dpi
+                else:
+                    width_pt, height_pt = source.page_size_pt(task.page_index)
+                    dpi = fit_dpi(width_pt, height_pt, task.dpi, task.max_pixels)
+                from_file = engine.recognize_page(source, task.page_index, dpi)
+            if from_file is None and rendered is None:
+                rendered = source.render(
+                    task.page_index, task.dpi, max_pixels=task.max_pixels
+                )
+            width_pt, height_pt = source.page_size_pt(task.page_index)
+        if from_file is not None:
+            lines, rotation = from_file.lines, 0
+            engine_name, model = from_file.engine, from_file.model
+            image = rendered.image if rendered is not None else None
+            width_px = round(width_pt * dpi / 72.0)
+            height_px = round(height_pt * dpi / 72.0)
+        else:
+            assert rendered is not None
+            # An engine that passes images on (auto) names the engine that read them.
+            ocr: Engine = getattr(engine, "image_engine", engine)
+            lines, rotation, image = recognize_upright(ocr, rendered.image)
+            engine_name, model = ocr.name, ocr.model
+            dpi = rendered.dpi
+            width_pt, height_pt = rendered.width_pt, rendered.height_pt
+            if rotation in (90, 270):
+                width_pt, height_pt = height_pt, width_pt
+            width_px, height_px = int(image.shape[1]), int(image.shape[0])
+        if image is not None:
+            width_px, height_px = int(image.shape[1]), int(image.shape[0])
         image_path = None
-        if task.image_path:
+        if task.image_path and image is not None:
             image_path = str(write_page_image(Path(task.image_path), image))
         page = Page(
             document_id=task.document_id,
             index=task.page_index,
             width_pt=width_pt,
             height_pt=height_pt,
-            width_px=int(image.shape[1]),
-            height_px=int(image.shape[0]),
-            dpi=rendered.dpi,
+            width_px=width_px,
+            height_px=height_px,
+            dpi=dpi,
             rotation=rotation,
             status=PageStatus.done,
-            engine=engine.name,
-            model=engine.model,
+            engine=engine_name,
+            model=model,
         )
         return PageResult(page=page, lines=lines, image_path=image_path)
     except OcrkitError as exc:

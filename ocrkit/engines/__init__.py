@@ -9,17 +9,21 @@ local folder.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ocrkit.errors import EngineError
 from ocrkit.models import RecognizedLine
 
+if TYPE_CHECKING:
+    from ocrkit.sources import Source
+
 
 @runtime_checkable
 class Engine(Protocol):
-    """What ocrkit needs from an OCR engine."""
+    """Interface of an OCR engine."""
 
     name: str
 
@@ -34,6 +38,30 @@ class Engine(Protocol):
 
     def recognize_region(self, image: np.ndarray) -> tuple[str, float]:
         """Read a cropped RGB image holding one line; return text and confidence."""
+        ...
+
+
+@dataclass(frozen=True)
+class PageText:
+    """Lines an engine read from a page's file, and the engine and model to record."""
+
+    lines: list[RecognizedLine]
+    engine: str
+    model: str
+
+
+@runtime_checkable
+class PageEngine(Protocol):
+    """An engine that can read a page from its file, without a page image.
+
+    ``read_page`` calls ``recognize_page`` first; when it returns None the page
+    image is read with ``recognize``.
+    """
+
+    def recognize_page(
+        self, source: Source, page_index: int, dpi: float
+    ) -> PageText | None:
+        """Read a page with coordinates in pixels at ``dpi``, or return None."""
         ...
 
 
@@ -67,5 +95,10 @@ def _register_builtins() -> None:
     if "onnx" in _FACTORIES:
         return
     from ocrkit.engines.onnx import OnnxEngine
+    from ocrkit.engines.paddle import PaddleEngine
+    from ocrkit.engines.text import AutoEngine, TextEngine
 
     register_engine("onnx", OnnxEngine)
+    register_engine("paddle", PaddleEngine)
+    register_engine("text", TextEngine)
+    register_engine("auto", AutoEngine)
