@@ -71,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument(
         "--engine",
         default=settings.engine,
-        help="OCR engine (default: %(default)s)",
+        metavar="{auto,onnx,paddle,text}",
+        help="auto reads each PDF page from its text layer where it holds real text "
+        "and runs OCR (onnx) elsewhere; onnx and paddle always run OCR; text only "
+        "takes the text layer (default: %(default)s)",
     )
     ocr.add_argument(
         "--all", action="store_true", help="read every pending page of the store"
@@ -89,6 +92,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("ls", help="list documents with their pages and lines")
+
+    models = commands.add_parser("models", help="local models of the paddle engine")
+    model_commands = models.add_subparsers(
+        dest="models_command", required=True, parser_class=_Parser
+    )
+    model_import = model_commands.add_parser(
+        "import",
+        help="make a PaddleOCR 2.x inference model folder loadable by the paddle "
+        "engine, and record it by name",
+    )
+    model_import.add_argument(
+        "folder", type=Path, metavar="DIR", help="folder with inference.pdmodel"
+    )
+    model_import.add_argument(
+        "--dict",
+        type=Path,
+        metavar="FILE",
+        help="the recognizer's character dictionary, one character a line; "
+        "detection models have none",
+    )
+    model_import.add_argument(
+        "--name", help="name to record (default: the folder name without _infer)"
+    )
+    model_import.add_argument(
+        "--kind",
+        choices=["det", "rec"],
+        help="detector or recognizer (default: rec with --dict, else det)",
+    )
+    model_commands.add_parser("list", help="list the imported models")
 
     export = commands.add_parser("export", help="write the line table of documents")
     export.add_argument(
@@ -281,11 +313,37 @@ def _cmd_serve(store: Store, args: argparse.Namespace) -> ExitCode:
     )
 
 
+def _cmd_models(store: Store, args: argparse.Namespace) -> ExitCode:
+    from ocrkit.engines import paddle_models
+
+    if args.models_command == "import":
+        model = paddle_models.import_model(
+            args.folder, dict_path=args.dict, name=args.name, kind=args.kind
+        )
+        option = (
+            "text_detection_model_dir"
+            if model.kind == "det"
+            else "text_recognition_model_dir"
+        )
+        print(f"{model.name}  {model.kind}  {model.path}")
+        print(f"use it with the paddle engine option {option}={model.name}")
+        return ExitCode.ok
+    models = paddle_models.list_models()
+    if not models:
+        print(f"no models imported in {paddle_models.models_root()}")
+        return ExitCode.ok
+    for model in models:
+        size = f"{model.characters} characters" if model.kind == "rec" else ""
+        print(f"{model.name:<24}  {model.kind}  {model.path}  {size}".rstrip())
+    return ExitCode.ok
+
+
 _COMMANDS = {
     "add": _cmd_add,
     "ocr": _cmd_ocr,
     "ls": _cmd_ls,
     "export": _cmd_export,
+    "models": _cmd_models,
     "serve": _cmd_serve,
     "dashboard": _cmd_serve,
 }
