@@ -29,7 +29,6 @@ import pymupdf
 
 from ocrkit.engines import Engine, PageText, get_engine
 from ocrkit.errors import EngineError
-from ocrkit.layout import reading_order
 from ocrkit.models import BBox, RecognizedLine, bbox_to_poly
 from ocrkit.sources import Source
 
@@ -99,9 +98,15 @@ def layer_lines(page: pymupdf.Page) -> list[LayerLine]:
 
 
 def text_page_lines(page: pymupdf.Page, dpi: float) -> list[RecognizedLine]:
-    """Return a page's text-layer lines in page pixels at ``dpi``, in reading order."""
+    """Return a page's text-layer lines in page pixels at ``dpi``, in content order.
+
+    The content order is the order the PDF draws its text, the order of
+    ``page.get_text()``. Authoring tools write it in reading order, and it reads a
+    table row by row, where ``ocrkit.layout.reading_order`` would read it column
+    by column.
+    """
     scale = dpi / 72.0
-    lines = [
+    return [
         RecognizedLine(
             poly=bbox_to_poly(tuple(v * scale for v in line.bbox_pt)),  # type: ignore[arg-type]
             text=line.text,
@@ -109,8 +114,6 @@ def text_page_lines(page: pymupdf.Page, dpi: float) -> list[RecognizedLine]:
         )
         for line in layer_lines(page)
     ]
-    order = reading_order([line.bbox for line in lines])
-    return [lines[i] for i in order]
 
 
 # -- the text layer check ----------------------------------------------------
