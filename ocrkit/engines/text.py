@@ -196,8 +196,9 @@ def text_quality(text: str) -> dict[str, float]:
     non-space characters, ``alnum_share`` letters and digits. ``wordlike_share``
     looks at each whitespace-separated token with its outer punctuation removed:
     one with two letters or more is a word when letters make up 60% of it and come
-    from one script; one without letters that is not a number is symbol soup, not
-    a word. Single letters, numbers and bare punctuation do not count either way.
+    from one script; one of two characters or more without letters that is not a
+    number is symbol soup, not a word. Single letters, lone symbols such as ``€``,
+    numbers and bare punctuation do not count either way.
     """
     characters = [c for c in text if not c.isspace()]
     if not characters:
@@ -214,7 +215,7 @@ def text_quality(text: str) -> dict[str, float]:
             scripts = {_script(c) for c in letters}
             if len(letters) >= 0.6 * len(core) and len(scripts) == 1:
                 wordlike += 1
-        elif not letters and core and not _is_number(core):
+        elif not letters and len(core) >= 2 and not _is_number(core):
             counted += 1
     return {
         "broken_share": broken / len(characters),
