@@ -1,4 +1,4 @@
-"""The auto choice: the text layer where it holds real text, OCR everywhere else."""
+"""The auto choice: the text layer where it contains real text, OCR elsewhere."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ def test_trusted_earlier_ocr_is_used(corpus: Path) -> None:
 
 
 def scan_with_text(tmp_path: Path, corpus: Path, text: str) -> pymupdf.Page:
-    """Return a page showing francais.pdf's scan over the whole page, plus text."""
+    """Return an A4 page with francais.pdf's scan across its width, plus text."""
     doc = pymupdf.open()
     page = doc.new_page(width=595, height=842)
     with pymupdf.open(corpus / "francais.pdf") as scan:

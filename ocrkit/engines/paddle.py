@@ -334,8 +334,15 @@ def _local_model(value: str, kind: str) -> tuple[str, Path]:
 
 
 def _paddlex_cache() -> Path:
-    """Return PaddleX's folder of downloaded models, as PaddleX 3.7 computes it."""
-    home = os.environ.get("PADDLE_PDX_CACHE_HOME") or str(Path.home() / ".paddlex")
+    """Return PaddleX's folder of downloaded models, as PaddleX 3.7 computes it.
+
+    PaddleX reads ``PADDLE_PDX_CACHE_HOME`` once, when imported; after that its
+    own value counts.
+    """
+    cache = sys.modules.get("paddlex.utils.cache")
+    home = getattr(cache, "CACHE_DIR", None)
+    if home is None:
+        home = os.environ.get("PADDLE_PDX_CACHE_HOME") or str(Path.home() / ".paddlex")
     return Path(home) / "official_models"
 
 
