@@ -4,7 +4,7 @@
 |---|---|---|
 | ``OCRKIT_STORAGE`` | the store's folder | ``./storage`` |
 | ``OCRKIT_DPI`` | resolution pages are rendered at for OCR, in dots per inch | 200 |
-| ``OCRKIT_ENGINE`` | the engine that reads pages (``onnx``) | ``onnx`` |
+| ``OCRKIT_ENGINE`` | engine: ``auto``, ``onnx``, ``paddle`` or ``text`` | ``auto`` |
 | ``OCRKIT_MAX_PIXELS`` | largest page image; larger pages get a lower dpi | 40000000 |
 | ``OCRKIT_PORT`` | the port the workbench serves on | 8888 |
 | ``OCRKIT_UPLOAD_LIMIT_MB`` | largest file the workbench accepts, in MB | 200 |
@@ -54,7 +54,7 @@ def load_settings() -> Settings:
     return Settings(
         storage=Path(os.environ.get("OCRKIT_STORAGE") or "storage"),
         dpi=float(_number("OCRKIT_DPI", "200", float)),
-        engine=os.environ.get("OCRKIT_ENGINE") or "onnx",
+        engine=os.environ.get("OCRKIT_ENGINE") or "auto",
         max_pixels=int(_number("OCRKIT_MAX_PIXELS", "40000000", int)),
         port=int(_number("OCRKIT_PORT", "8888", int)),
         upload_limit_mb=int(_number("OCRKIT_UPLOAD_LIMIT_MB", "200", int)),
