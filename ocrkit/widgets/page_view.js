@@ -812,6 +812,8 @@ class PageCanvas {
 
   // -- keyboard -------------------------------------------------------------------
 
+  // TODO: boxes cannot be selected, moved or resized from the keyboard yet (Tab
+  // between boxes, arrow keys to nudge), so editing a box needs a pointer.
   onKeyDown(event) {
     let handled = true;
     if (event.key === "Delete" || event.key === "Backspace") {
