@@ -97,8 +97,7 @@ class PaddleEngine:
     @property
     def model(self) -> str:
         """Model names and the paddleocr and paddlepaddle versions that ran them."""
-        models = self._models or self._resolve_models()
-        names = " + ".join(name for name, _ in models.values())
+        names = " + ".join(name for name, _ in self._resolve_models().values())
         return (
             f"{names} (paddleocr {_version('paddleocr')}, "
             f"paddlepaddle {_version('paddlepaddle')})"

@@ -1,6 +1,6 @@
 """Local PaddleOCR models: import 2.x inference folders and keep a registry of them.
 
-PaddleOCR 3.x loads a model folder only when it holds ``inference.yml`` beside the
+PaddleOCR 3.x loads a model folder only when it contains ``inference.yml`` beside the
 weights: the model name (which picks the predictor), the pre-processing ops and the
 post-processing, with the character list for a recognizer. PaddleOCR 2.x inference
 folders (``inference.pdmodel`` + ``inference.pdiparams``) have no such file. An
@@ -75,7 +75,7 @@ class ImportedModel:
 
 
 def models_root() -> Path:
-    """Return the folder that holds imported models and their registry."""
+    """Return the folder of imported models and their registry."""
     configured = os.environ.get("OCRKIT_MODELS")
     if configured:
         return Path(configured).expanduser()

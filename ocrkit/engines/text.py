@@ -11,7 +11,7 @@ ligatures, and the Latin ligature code points U+FB00 to U+FB06 left in the text 
 replaced by their letters. Nothing else is normalised, so ``½``, ``²`` or ``…`` stay
 as the page shows them.
 
-The ``auto`` engine reads each PDF page from its text layer where the layer holds
+The ``auto`` engine reads each PDF page from its text layer where the layer contains
 real text, and runs OCR on the page image otherwise (see ``assess_text_layer``).
 Image files have no text layer and always get OCR.
 """
@@ -150,6 +150,10 @@ def assess_text_layer(
       a stamp or a page number added to a scan): OCR, which reads the image and
       the visible text alike.
     - Anything else is born-digital text: the text layer, exact and fast.
+
+    NOTE: text inside a smaller image on a born-digital page (a scanned figure)
+    is not read, and neither is a junk layer made of letters (a font whose
+    mapping shifts every letter); both pass as real text.
     """
     lines = layer_lines(page)
     text = "".join(line.text for line in lines)
@@ -193,12 +197,13 @@ def text_quality(text: str) -> dict[str, float]:
     """Return the shares of broken, alphanumeric and word-like text in ``text``.
 
     ``broken_share`` counts U+FFFD, private-use and control characters among the
-    non-space characters, ``alnum_share`` letters and digits. ``wordlike_share``
-    looks at each whitespace-separated token with its outer punctuation removed:
-    one with two letters or more is a word when letters make up 60% of it and come
-    from one script; one of two characters or more without letters that is not a
-    number is symbol soup, not a word. Single letters, lone symbols such as ``€``,
-    numbers and bare punctuation do not count either way.
+    non-space characters, and ``alnum_share`` counts letters and digits.
+    ``wordlike_share`` looks at each whitespace-separated token with its outer
+    punctuation removed. A token with two letters or more is a word when letters
+    make up 60% of it and come from one script. A token of two characters or more
+    with no letter that is not a number is symbol soup, not a word. Single
+    letters, lone symbols such as ``€``, numbers and bare punctuation do not count
+    either way.
     """
     characters = [c for c in text if not c.isspace()]
     if not characters:
@@ -304,7 +309,7 @@ class TextEngine:
 
 
 class AutoEngine:
-    """Per page, the text layer where it holds real text, else OCR.
+    """Per page, the text layer where it contains real text, else OCR.
 
     Args:
         ocr_engine: the engine that reads scans and images (``onnx`` or ``paddle``).
