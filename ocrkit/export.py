@@ -89,8 +89,9 @@ def export_lines(
     """Write a line table as CSV, Parquet or JSON Lines.
 
     CSV is UTF-8; ``bom=True`` starts it with a byte order mark so that Excel
-    recognises UTF-8 and shows accents. Control characters other than tab and
-    newline are removed from CSV text; Parquet and JSON Lines keep the text as is.
+    recognises UTF-8 and shows accents. In CSV text, carriage returns become
+    newlines and other control characters except tab are removed; Parquet and
+    JSON Lines keep the text as is.
     """
     path = Path(path)
     if fmt not in FORMATS:
@@ -101,7 +102,10 @@ def export_lines(
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         clean = frame.copy()
-        clean["text"] = clean["text"].str.replace(_CONTROL, "", regex=True)
+        # Python's csv module quotes a cell holding "\n" but not one holding a lone
+        # "\r", which CSV readers then take as the end of the row.
+        text = clean["text"].str.replace(r"\r\n?", "\n", regex=True)
+        clean["text"] = text.str.replace(_CONTROL, "", regex=True)
         clean.to_csv(
             path,
             index=False,
