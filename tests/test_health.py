@@ -19,10 +19,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import nbformat
 import psutil
@@ -38,7 +40,10 @@ from ocrkit.serve import HEALTH_PATH, MIB, WORKBENCH
 from ocrkit.server import SERVICE, health_handlers
 from ocrkit.store import DATABASE_NAME, SCHEMA_VERSION, Store
 
+T = TypeVar("T")
+
 TOKEN = "test-token-" + uuid.uuid4().hex
+CHROMIUM = "/usr/bin/chromium"
 START_TIMEOUT = 180.0
 # A 100 MiB file, base64-encoded, plus room: what FileUpload sends at worst.
 UPLOAD_MESSAGE_BYTES = 100 * MIB * 4 // 3 + MIB
@@ -78,6 +83,16 @@ def http_get(url: str, *, token: str | None = None, timeout: float = 60) -> Resp
         return Response(error.code, dict(error.headers), error.read())
 
 
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end in a thread of its own.
+
+    Playwright's sync API keeps an event loop running in the main thread while the
+    module's browser is open, so asyncio.run cannot be called there.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -99,6 +114,19 @@ def write_notebook(folder: Path) -> Path:
         "display_name": "Python 3",
         "language": "python",
     }
+    # The upload's name and size go to a file beside the store, where the test
+    # reads them.
+    upload = (
+        "import ipywidgets, pathlib\n"
+        "report = pathlib.Path(os.environ['OCRKIT_STORAGE']).parent / 'upload.txt'\n"
+        "upload = ipywidgets.FileUpload(description='Upload')\n"
+        "def received(change):\n"
+        "    for item in change['new']:\n"
+        "        report.write_text(f\"{item['name']} {len(item['content'])}\")\n"
+        "upload.observe(received, names='value')\n"
+        "upload"
+    )
+    notebook.cells.append(nbformat.v4.new_code_cell(upload))
     path = folder / WORKBENCH
     nbformat.write(notebook, path)
     return path
@@ -248,6 +276,32 @@ async def _send_large_message(
         connection.close()
 
 
+def upload_in_browser(browser: Any, url: str, file: Path, report: Path) -> float:
+    """Upload ``file`` through the notebook's FileUpload; return the seconds taken.
+
+    Fails unless the kernel writes the file's size to ``report``.
+    """
+    report.unlink(missing_ok=True)
+    page = browser.new_page()
+    try:
+        page.goto(url, timeout=120_000)
+        button = page.get_by_text("Upload (0)")
+        button.wait_for(timeout=120_000)
+        begin = time.monotonic()
+        with page.expect_file_chooser() as chooser:
+            button.click()
+        chooser.value.set_files(str(file))
+        deadline = begin + 180
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        seconds = time.monotonic() - begin
+    finally:
+        page.close()
+    assert report.exists(), f"the kernel received no upload after {seconds:.0f} s"
+    assert report.read_text() == f"{file.name} {file.stat().st_size}"
+    return seconds
+
+
 # -- fixtures -----------------------------------------------------------------------
 
 
@@ -296,6 +350,36 @@ def dashboard(module_tmp: Path) -> Iterator[Server]:
     server = start_server("dashboard", tmp, storage, notebooks)
     yield server
     stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def large_file(module_tmp: Path) -> Path:
+    """A 120 MB file of random bytes, larger than any default message limit."""
+    path = module_tmp / "scan-120mb.bin"
+    with open(path, "wb") as handle:
+        for _ in range(120):
+            handle.write(os.urandom(1_000_000))
+    return path
 
 
 # -- JupyterLab -----------------------------------------------------------------------
@@ -381,7 +465,7 @@ def test_lab_accepts_100_mb_message(lab_empty: Server) -> None:
         + f"/api/kernels/{kernel_id}/channels?token={TOKEN}"
     )
     begin = time.monotonic()
-    reply = asyncio.run(
+    reply = run_async(
         _send_large_message(
             ws_url,
             "execute_request",
@@ -403,6 +487,16 @@ def http_request_post(url: str, token: str) -> dict[str, object]:
     request.add_header("Content-Type", "application/json")
     with _opener.open(request, timeout=120) as reply:
         return json.loads(reply.read())
+
+
+@pytest.mark.browser
+def test_lab_voila_receives_120_mb_upload(
+    lab_empty: Server, browser: Any, large_file: Path
+) -> None:
+    url = f"{lab_empty.url}/voila/render/{WORKBENCH}?token={TOKEN}"
+    report = lab_empty.storage.parent / "upload.txt"
+    seconds = upload_in_browser(browser, url, large_file, report)
+    print(f"lab: 120 MB upload through FileUpload in {seconds:.1f} s")
 
 
 def test_rss_independent_of_storage_files(lab_empty: Server, lab_full: Server) -> None:
@@ -447,11 +541,21 @@ def test_dashboard_accepts_100_mb_message(dashboard: Server) -> None:
         + f"/api/kernels/{kernel_id}/channels?token={TOKEN}"
     )
     begin = time.monotonic()
-    reply = asyncio.run(_send_large_message(ws_url, "kernel_info_request", "shell", {}))
+    reply = run_async(_send_large_message(ws_url, "kernel_info_request", "shell", {}))
     seconds = time.monotonic() - begin
     print(f"dashboard: {UPLOAD_MESSAGE_BYTES / MIB:.0f} MiB message in {seconds:.1f} s")
     assert reply is not None, "the server dropped the large message"
     assert reply["content"]["status"] == "ok"
+
+
+@pytest.mark.browser
+def test_dashboard_receives_120_mb_upload(
+    dashboard: Server, browser: Any, large_file: Path
+) -> None:
+    url = f"{dashboard.url}/?token={TOKEN}"
+    report = dashboard.storage.parent / "upload.txt"
+    seconds = upload_in_browser(browser, url, large_file, report)
+    print(f"dashboard: 120 MB upload through FileUpload in {seconds:.1f} s")
 
 
 def test_dashboard_health_then_broken_store(dashboard: Server) -> None:
@@ -486,7 +590,7 @@ async def _fetch_health(storage: Path) -> tornado.httpclient.HTTPResponse:
 
 
 def fetch_health(storage: Path) -> tuple[int, dict[str, object], str]:
-    response = asyncio.run(_fetch_health(storage))
+    response = run_async(_fetch_health(storage))
     text = response.body.decode()
     return response.code, json.loads(text), response.headers.get("Cache-Control", "")
 
