@@ -33,7 +33,7 @@ from ocrkit.engines import get_engine, paddle_models
 from ocrkit.engines.paddle import PaddleEngine, lines_from_result
 from ocrkit.errors import EngineError
 from ocrkit.models import LineOrigin, PageStatus
-from ocrkit.reading import read_document
+from ocrkit.reading import cached_engine, read_document
 from ocrkit.sources import Source
 from ocrkit.store import Store
 
@@ -150,7 +150,8 @@ def test_shipped_models_imported_once(stores: dict[str, Store], models_folder: P
 def test_region_reads_one_line(corpus: Path, stores: dict[str, Store]) -> None:
     with Source(corpus / "phototest.tif") as source:
         image = source.render(0).image
-    engine = PaddleEngine()
+    # The engine the stores fixture loaded, so the pipeline is not loaded again.
+    engine = cached_engine("paddle")
     lines = engine.recognize(image)
     first = min(lines, key=lambda line: line.bbox[1])
     x0, y0, x1, y1 = (int(v) for v in first.bbox)
