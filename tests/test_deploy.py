@@ -103,6 +103,19 @@ def test_environment_matches_pyproject() -> None:
     assert sorted(map(_normalize, pinned)) == sorted(map(_normalize, declared))
 
 
+def test_environment_paddle_note_matches_install_script() -> None:
+    pattern = re.compile(r"pip install[^\n]*--no-deps((?:\s+\\?\s*[\w.-]+==[\w.]+)+)")
+
+    def no_deps_pins(text: str) -> list[str]:
+        match = pattern.search(text)
+        assert match is not None
+        return sorted(re.findall(r"[\w.-]+==[\w.]+", match.group(1)))
+
+    script = no_deps_pins((REPO / "scripts" / "install.sh").read_text())
+    environment = no_deps_pins((REPO / "environment.yml").read_text())
+    assert environment == script
+
+
 def test_pyproject_pins_every_runtime_package() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     declared = project["dependencies"] + project["optional-dependencies"]["workbench"]
