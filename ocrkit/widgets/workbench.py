@@ -519,22 +519,27 @@ class Workbench(widgets.VBox):
             if self.document is None:
                 return
             box: BBox = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+            problem = ""
             try:
                 text, confidence = self._read_box(box)
-            except Exception as exc:
-                self.feedback.report(exc, "Reading the new box")
+            except Exception as exc:  # the line is still added, to be typed in
+                log.warning("reading the new box %s failed", box, exc_info=exc)
+                problem = f" Reading it failed ({exc}):"
                 text, confidence = "", 0.0
             line = self.store.add_line(
                 self.document.id, self.page_index, box, text, confidence=confidence
             )
             self.show_page(self.page_index, select=line.id)
             self.page_view.mode = "select"
-            self.feedback.show(
-                f"Added line {line.order + 1}: “{text}”. Check its text."
-                if text
-                else f"Added line {line.order + 1}; the engine read no text: type it.",
-                "success",
-            )
+            if text:
+                self.feedback.show(
+                    f"Added line {line.order + 1}: “{text}”. Check its text.", "success"
+                )
+            else:
+                problem = problem or " The engine read no text:"
+                self.feedback.show(
+                    f"Added line {line.order + 1}.{problem} type its text.", "warning"
+                )
             self.editor.focus()
 
     def _read_box(self, bbox: BBox) -> tuple[str, float]:
