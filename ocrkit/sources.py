@@ -111,11 +111,18 @@ def _dark_on_light(rgb: np.ndarray) -> np.ndarray:
 
 
 def fit_dpi(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
-    """Return ``dpi`` lowered so that the page image has at most ``max_pixels``."""
-    pixels = (width_pt * dpi / 72.0) * (height_pt * dpi / 72.0)
-    if pixels <= max_pixels:
+    """Return ``dpi`` lowered so that the page image has at most ``max_pixels``.
+
+    MuPDF rounds each side of the image up to whole pixels, so each side counts
+    one pixel more here than its exact length.
+    """
+    width_in, height_in = width_pt / 72.0, height_pt / 72.0
+    if (width_in * dpi + 1) * (height_in * dpi + 1) <= max_pixels:
         return dpi
-    return math.floor(dpi * math.sqrt(max_pixels / pixels) * 100) / 100
+    # The positive root of (width_in * d + 1) * (height_in * d + 1) = max_pixels.
+    area, perimeter = width_in * height_in, width_in + height_in
+    root = math.sqrt(perimeter**2 + 4 * area * (max_pixels - 1))
+    return math.floor((root - perimeter) / (2 * area) * 100) / 100
 
 
 class Source:
@@ -191,7 +198,11 @@ class Source:
     def text_layer(self, index: int) -> pymupdf.Page | None:
         """Return the PyMuPDF page for text extraction, or None for images."""
         self._check_index(index)
-        return self._doc[index] if self._doc is not None else None
+        if self._doc is None:
+            return None
+        page = self._doc[index]
+        self._check_repaired_page(page, index)
+        return page
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < self.page_count:
@@ -203,6 +214,7 @@ class Source:
     def _render_pdf_page(self, index: int, dpi: float, max_pixels: int) -> RenderedPage:
         assert self._doc is not None
         page = self._doc[index]
+        self._check_repaired_page(page, index)
         width_pt, height_pt = page.rect.width, page.rect.height
         if width_pt <= 0 or height_pt <= 0:
             raise InputFileError(self.name, "has an empty page box", page=index + 1)
@@ -240,6 +252,24 @@ class Source:
         # Pixel size is rounded by MuPDF, so derive the dpi actually used from it.
         real_dpi = pixmap.width * 72.0 / width_pt
         return RenderedPage(image.copy(), real_dpi, width_pt, height_pt)
+
+    def _check_repaired_page(self, page: pymupdf.Page, index: int) -> None:
+        """Raise for a page whose objects a repaired (truncated) PDF lost.
+
+        MuPDF renders such a page blank without an error, which would pass for a
+        page without text.
+        """
+        assert self._doc is not None
+        if not self._doc.is_repaired:
+            return
+        problem = _missing_page_objects(self._doc, page)
+        if problem:
+            raise InputFileError(
+                self.name,
+                f"the page is damaged because {problem}",
+                page=index + 1,
+                fix="The file looks truncated or corrupt; add a complete copy",
+            )
 
     def _frame(self, index: int) -> Image.Image:
         assert self._image is not None
@@ -295,6 +325,22 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
     if doc.is_repaired:
         log.warning("%s: the PDF was damaged and MuPDF repaired it", path)
     return doc
+
+
+def _missing_page_objects(doc: pymupdf.Document, page: pymupdf.Page) -> str:
+    """Return what a page lacks among its page object, contents and images."""
+    # TODO: a stream cut inside its data still passes; MuPDF renders what is left.
+    try:
+        if doc.xref_get_key(page.xref, "Type") != ("name", "/Page"):
+            return "its page object is missing"
+        if not all(doc.xref_is_stream(xref) for xref in page.get_contents()):
+            return "its content stream is missing"
+        images = [item[0] for item in page.get_images(full=True)]
+        if not all(doc.xref_is_stream(xref) for xref in images):
+            return "an image on it is missing"
+    except (RuntimeError, ValueError) as exc:
+        return f"its objects are missing or unreadable (MuPDF: {exc})"
+    return ""
 
 
 def _open_image(file: Path, path: str) -> Image.Image:
