@@ -30,6 +30,7 @@ from ocrkit.sources import (
     fit_dpi,
 )
 from ocrkit.store import Store, write_page_image
+from ocrkit.tiling import is_tall, recognize_tall
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,10 @@ def recognize_upright(
     Returns the lines, the clockwise rotation applied (0, 90 or 270) and the image
     the lines' coordinates refer to.
     """
-    lines = engine.recognize(image)
-    if not is_sideways([line.bbox for line in lines]):
+    lines = recognize_tall(engine, image)
+    # TODO: a tall page turned sideways is a wide one, which no strips help, so
+    # tall pages are read as they are.
+    if is_tall(image) or not is_sideways([line.bbox for line in lines]):
         return lines, 0, image
     best: tuple[float, list[RecognizedLine], int, np.ndarray] | None = None
     for rotation, turns in ((90, -1), (270, 1)):
