@@ -114,9 +114,10 @@ def mixed_store(tmp_path_factory: pytest.TempPathFactory, corpus: Path) -> Store
     document = store.add_file(folder / "mixed.pdf")
     report = read_document(store, document.id, engine="auto")
     assert not report.failures, report.failures
-    image = store.add_file(corpus / "phototest.tif")
-    report = read_document(store, image.id, engine="auto")
-    assert not report.failures, report.failures
+    for name in ("phototest.tif", "truetype_font_nomapping.pdf"):
+        added = store.add_file(corpus / name)
+        report = read_document(store, added.id, engine="auto")
+        assert not report.failures, report.failures
     return store
 
 
@@ -151,6 +152,15 @@ def test_auto_ocrs_image_files(mixed_store: Store) -> None:
     lines = mixed_store.lines(document.id, 0)
     assert page.engine == "onnx"
     assert len(lines) >= 7
+
+
+def test_auto_ocrs_a_junk_layer(mixed_store: Store) -> None:
+    document = mixed_store.document("truetype_font_nomapping.pdf")
+    page = mixed_store.page(document.id, 0)
+    text = " ".join(line.text for line in mixed_store.lines(document.id, 0))
+    assert page.engine == "onnx"
+    # The label the page shows, which its text layer extracts as '"7+%-'.
+    assert "Phone" in text
 
 
 def test_both_pages_keep_their_images(mixed_store: Store) -> None:
