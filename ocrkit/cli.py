@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine",
         default=settings.engine,
         metavar="{auto,onnx,paddle,text}",
-        help="auto reads each PDF page from its text layer where it holds real text "
+        help="auto reads each PDF page from its text layer when it contains real text "
         "and runs OCR (onnx) elsewhere; onnx and paddle always run OCR; text only "
         "takes the text layer (default: %(default)s)",
     )

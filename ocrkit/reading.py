@@ -130,12 +130,12 @@ def recognize_upright(
 
 
 def read_page(task: PageTask) -> PageResult:
-    """Read one page; errors are returned, not raised.
+    """Read one page, returning errors instead of raising them.
 
     An engine with ``recognize_page`` (``text``, ``auto``) reads the page from its
-    file first; the page is rendered and its image read by OCR only when that
-    returns None. The image is still rendered for showing when ``image_path`` is
-    set, at the dpi the lines' coordinates use.
+    file first. The page image is read by OCR only when that returns None. The
+    page is still rendered for showing when ``image_path`` is set, at the dpi the
+    lines' coordinates use.
     """
     base = Page(
         document_id=task.document_id, index=task.page_index, width_pt=0, height_pt=0

