@@ -41,9 +41,6 @@ from ocrkit.store import Store
 
 log = logging.getLogger(__name__)
 
-# TODO: importing this module imports the ocrkit package, whose __init__ loads pandas
-# and PyMuPDF: about 190 MB more resident memory in the Jupyter server process,
-# which needs only the store's SQLite counts. A lazy package __init__ would fix it.
 
 SERVICE = "PDF OCR Lines Manager"
 
