@@ -41,7 +41,6 @@ from ocrkit.store import Store
 
 log = logging.getLogger(__name__)
 
-
 SERVICE = "PDF OCR Lines Manager"
 
 
