@@ -195,20 +195,55 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run a block as one write transaction, rolled back on any error."""
+        """Run a block as one write transaction, rolled back on any error.
+
+        SQLite errors (disk full, a lock held past the 30 s timeout) are raised as
+        ``StoreError``; the store keeps what it held before the transaction.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._database_error(exc) from exc
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
                 self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise self._database_error(exc) from exc
+            except BaseException:
+                self._rollback()
+                raise
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (after SQLITE_FULL, for example).
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _database_error(self, exc: sqlite3.Error) -> StoreError:
+        """Build a ``StoreError`` that explains why SQLite failed and what to do."""
+        code = getattr(exc, "sqlite_errorname", "")
+        if code == "SQLITE_FULL":
+            problem = "the disk is full"
+            fix = "free disk space and try again; what the store held is kept"
+        elif code.startswith("SQLITE_BUSY"):
+            problem = "another process kept it locked for more than 30 s"
+            fix = "try again when that process has finished"
+        elif code.startswith("SQLITE_READONLY"):
+            problem = "it is read-only"
+            fix = "make the store folder writable or choose another store folder"
+        else:
+            problem = f"{exc} ({code or type(exc).__name__})"
+            fix = "check the disk, then try again"
+        return StoreError(f"the store database {self.path} failed: {problem}; {fix}")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                raise self._database_error(exc) from exc
 
     # -- documents --------------------------------------------------------------
 
