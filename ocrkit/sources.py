@@ -26,6 +26,17 @@ DEFAULT_DPI = 200
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_DPI = 24
 IMAGE_DEFAULT_DPI = 72.0
+# What Pillow 13 raises on damaged or truncated image files. Besides OSError, a
+# TIFF cut before its first IFD raises TypeError ("Missing dimensions"), and the
+# PNG, GIF and TIFF plugins raise EOFError when a frame is missing.
+_IMAGE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    TypeError,
+    EOFError,
+)
 
 _MAGIC = (
     (b"%PDF-", "pdf"),
@@ -275,7 +286,7 @@ class Source:
         assert self._image is not None
         try:
             self._image.seek(index)
-        except (EOFError, OSError, ValueError) as exc:
+        except _IMAGE_ERRORS as exc:
             raise InputFileError(
                 self.name, f"frame cannot be read ({exc})", page=index + 1
             ) from exc
@@ -293,7 +304,7 @@ class Source:
             dpi = dpi * scale
         try:
             image = normalise_image(frame)
-        except (OSError, ValueError, SyntaxError) as exc:
+        except _IMAGE_ERRORS as exc:
             raise InputFileError(
                 self.name, f"image cannot be decoded ({exc})", page=index + 1
             ) from exc
@@ -304,11 +315,7 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
     try:
         doc = pymupdf.open(file, filetype="pdf")
     except (RuntimeError, ValueError) as exc:
-        raise InputFileError(
-            path,
-            f"damaged or truncated PDF ({exc})",
-            fix="Repair it (for example with qpdf) or get a fresh copy",
-        ) from exc
+        raise _damaged_pdf(path, exc) from exc
     if doc.needs_pass:
         if password is None:
             raise EncryptedPdfError(
@@ -320,11 +327,24 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
             raise EncryptedPdfError(
                 path, "the password is wrong", fix="Check the password and try again"
             )
-    if doc.page_count == 0:
+    try:
+        # MuPDF reads the page tree only now; a PDF cut short may fail here.
+        page_count = doc.page_count
+    except RuntimeError as exc:
+        raise _damaged_pdf(path, exc) from exc
+    if page_count == 0:
         raise InputFileError(path, "the PDF has no pages")
     if doc.is_repaired:
         log.warning("%s: the PDF was damaged and MuPDF repaired it", path)
     return doc
+
+
+def _damaged_pdf(path: str, exc: Exception) -> InputFileError:
+    return InputFileError(
+        path,
+        f"damaged or truncated PDF ({exc})",
+        fix="Repair it (for example with qpdf) or get a fresh copy",
+    )
 
 
 def _missing_page_objects(doc: pymupdf.Document, page: pymupdf.Page) -> str:
@@ -348,13 +368,15 @@ def _open_image(file: Path, path: str) -> Image.Image:
     try:
         image = Image.open(file)
         image.load()
+        # Counting frames follows the file's chain of frames, which may be cut.
+        getattr(image, "n_frames", 1)
     except Image.DecompressionBombError as exc:
         raise InputFileError(
             path,
             f"the image is too large to decode safely ({exc})",
             fix="Scale it down before adding it",
         ) from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except _IMAGE_ERRORS as exc:
         raise InputFileError(
             path, f"damaged or unreadable image ({exc})", fix="Get a fresh copy"
         ) from exc
