@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_import.add_argument(
         "--kind",
-        choices=["det", "rec"],
-        help="detector or recognizer (default: rec with --dict, else det)",
+        choices=["det", "rec", "cls"],
+        help="detector, recognizer or 0/180 degree line classifier "
+        "(default: rec with --dict, else det)",
     )
     model_commands.add_parser("list", help="list the imported models")
 
@@ -320,11 +321,11 @@ def _cmd_models(store: Store, args: argparse.Namespace) -> ExitCode:
         model = paddle_models.import_model(
             args.folder, dict_path=args.dict, name=args.name, kind=args.kind
         )
-        option = (
-            "text_detection_model_dir"
-            if model.kind == "det"
-            else "text_recognition_model_dir"
-        )
+        option = {
+            "det": "text_detection_model_dir",
+            "rec": "text_recognition_model_dir",
+            "cls": "textline_orientation_model_dir",
+        }[model.kind]
         print(f"{model.name}  {model.kind}  {model.path}")
         print(f"use it with the paddle engine option {option}={model.name}")
         return ExitCode.ok

