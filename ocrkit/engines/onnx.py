@@ -104,7 +104,14 @@ class OnnxEngine:
             return []
         try:
             # RapidOCR expects OpenCV's BGR channel order for arrays.
-            result = ocr(np.ascontiguousarray(image[..., ::-1]))
+            # rapidocr 3.10 keeps the use_* flags of the previous call, so a region
+            # read (no detection) must not leave detection off for this page.
+            result = ocr(
+                np.ascontiguousarray(image[..., ::-1]),
+                use_det=True,
+                use_cls=self.options["use_cls"],
+                use_rec=True,
+            )
         except Exception as exc:  # onnxruntime and OpenCV raise many kinds
             raise EngineError(f"the onnx engine failed on the page: {exc}") from exc
         # With nothing detected, RapidOCR returns an output object without boxes.
