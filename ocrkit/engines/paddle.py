@@ -111,17 +111,17 @@ class PaddleEngine:
             return self._models
         options = self.options
         models: dict[str, tuple[str, Path]] = {}
-        given = {
+        local_dirs = {
             "det": options["text_detection_model_dir"],
             "rec": options["text_recognition_model_dir"],
         }
         named = options["lang"] is not None or options["ocr_version"] is not None
         official: dict[str, str] = {}
-        if named and not all(given.values()):
+        if named and not all(local_dirs.values()):
             official = _official_model_names(options["lang"], options["ocr_version"])
         for kind in ("det", "rec"):
-            if given[kind]:
-                models[kind] = _local_model(str(given[kind]), kind)
+            if local_dirs[kind]:
+                models[kind] = _local_model(str(local_dirs[kind]), kind)
             elif kind in official:
                 models[kind] = _cached_official_model(official[kind], kind)
             else:
