@@ -458,7 +458,8 @@ class Store:
 
         Lines a user edited, added, deleted or verified are kept as they are, and a
         new line that overlaps one of them is left out. All other lines of the page
-        are replaced.
+        are replaced. Lines from a PDF's text layer (engine ``text``) keep the order
+        the engine gives; OCR lines are put in reading order by column detection.
         """
         now = utc_now()
         with self._transaction() as db:
@@ -488,7 +489,7 @@ class Store:
                     (
                         page.document_id,
                         page.index,
-                        0,
+                        position,
                         json.dumps(line.poly),
                         *check_bbox(line.bbox),
                         _clean_text(line.text),
@@ -496,7 +497,7 @@ class Store:
                         str(origin),
                         now,
                     )
-                    for line in fresh
+                    for position, line in enumerate(fresh)
                 ],
             )
             status = page.status
@@ -660,7 +661,7 @@ class Store:
                 (
                     document_id,
                     page_index,
-                    0,
+                    _APPENDED,
                     json.dumps(bbox_to_poly(box)),
                     *box,
                     _clean_text(text),
@@ -857,23 +858,36 @@ class Store:
     def _renumber(
         self, db: sqlite3.Connection, document_id: str, page_index: int
     ) -> None:
-        """Recompute the reading order of a page's lines."""
+        """Number a page's lines 0, 1, 2... in reading order.
+
+        Text-layer pages keep their stored order, with lines a user drew placed
+        last. Other pages are ordered by column detection. Deleted lines keep
+        their old number, so undoing a delete puts the line back where it was.
+        """
+        engine = db.execute(
+            "SELECT engine FROM pages WHERE document_id = ? AND page_index = ?",
+            (document_id, page_index),
+        ).fetchone()
         rows = db.execute(
             "SELECT id, x0, y0, x1, y1 FROM lines WHERE document_id = ? AND "
-            "page_index = ? AND deleted = 0 ORDER BY id",
+            "page_index = ? AND deleted = 0 ORDER BY reading_order, id",
             (document_id, page_index),
         ).fetchall()
-        boxes = [(row["x0"], row["y0"], row["x1"], row["y1"]) for row in rows]
-        order = reading_order(boxes)
+        if engine is not None and engine["engine"] == "text":
+            order = list(range(len(rows)))
+        else:
+            rows = sorted(rows, key=lambda row: row["id"])
+            boxes = [(row["x0"], row["y0"], row["x1"], row["y1"]) for row in rows]
+            order = reading_order(boxes)
         db.executemany(
             "UPDATE lines SET reading_order = ? WHERE id = ?",
             [(position, rows[i]["id"]) for position, i in enumerate(order)],
         )
-        db.execute(
-            "UPDATE lines SET reading_order = -1 WHERE document_id = ? AND "
-            "page_index = ? AND deleted = 1",
-            (document_id, page_index),
-        )
+
+
+# Reading order given to a line a user adds, so that pages kept in the engine's
+# order list it last until the page is renumbered.
+_APPENDED = 1 << 30
 
 
 def open_store(root: str | Path | None = None) -> Store:

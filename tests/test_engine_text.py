@@ -153,6 +153,23 @@ def test_read_document_stores_text_lines(store: Store, corpus: Path) -> None:
     assert "Two-Column Document with Lorem Ipsum" in [line.text for line in lines]
 
 
+@pytest.mark.parametrize("index", [0, 2])
+def test_store_keeps_text_layer_order(store: Store, corpus: Path, index: int) -> None:
+    document = store.add_file(corpus / "multicolumn.pdf")
+    read_document(store, document.id, engine="text", pages=[index])
+    stored = normalise(" ".join(line.text for line in store.lines(document.id, index)))
+    with pymupdf.open(corpus / "multicolumn.pdf") as pdf:
+        expected = normalise(pdf[index].get_text())
+    assert stored == expected
+
+    first = store.lines(document.id, index)[0]
+    store.edit_line(first.id, bbox=(10, 10, 50, 30))
+    drawn = store.add_line(document.id, index, (10, 40, 90, 60), "nota")
+    lines = store.lines(document.id, index)
+    assert lines[0].id == first.id
+    assert lines[-1].id == drawn.id
+
+
 def test_invisible_ocr_text_is_read(corpus: Path) -> None:
     with Source(corpus / "Seige_of_Vicksburg_Sample_OCR.pdf") as source:
         result = get_engine("text").recognize_page(source, 1, 200)
