@@ -689,3 +689,20 @@ def test_log_panel_receives_records(bench: Workbench, pdf: Path) -> None:
     logged = "".join(o["text"] for o in bench.feedback.output.outputs)
     assert "added" in logged
     assert "acta.pdf" in logged
+
+
+def test_region_read_keeps_page_detection(corpus: Path) -> None:
+    # "Read again" and a drawn box read a crop with the same engine instance the
+    # workbench may later read whole pages with.
+    from ocrkit.engines import get_engine
+    from ocrkit.sources import Source
+
+    with Source(corpus / "acta-municipal-es.pdf") as source:
+        image = source.render(0, 100).image
+    engine = get_engine("onnx")
+    before = engine.recognize(image)
+    text, _ = engine.recognize_region(image[80:110, 70:330])
+    after = engine.recognize(image)
+    assert len(before) >= 10
+    assert "Archivo" in text
+    assert len(after) == len(before)
