@@ -706,3 +706,48 @@ def test_region_read_keeps_page_detection(corpus: Path) -> None:
     assert len(before) >= 10
     assert "Archivo" in text
     assert len(after) == len(before)
+
+
+def test_reader_stop_after_current_page(
+    store: Store, fake_engine: FakeEngine, tmp_path: Path
+) -> None:
+    from ocrkit.widgets.reader import Reader, ReadJob
+
+    pdf = make_text_pdf(tmp_path / "tres.pdf", [["uno"], ["dos"], ["tres"]])
+    document = store.add_file(pdf)
+    finished: list[BaseException | None] = []
+
+    def stop_after_first(job: ReadJob, progress: Any) -> None:
+        if progress is not None and progress.done == 1:
+            reader.cancel(job.document_id)
+
+    reader = Reader(
+        store,
+        in_subprocess=False,
+        on_progress=stop_after_first,
+        on_finished=lambda job, report, error: finished.append(error),
+    )
+    reader.submit(ReadJob(document.id, "fake", 72.0))
+    assert reader.wait(timeout=60)
+    assert [p.status for p in store.pages(document.id)] == ["done", "done", "pending"]
+    assert reader.states[document.id].state == "cancelled"
+    assert type(finished[0]).__name__ == "ReadCancelled"
+    reader.close()
+
+
+def test_reader_stops_idle_worker(store: Store) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ocrkit.widgets.reader import Reader
+
+    reader = Reader(store, in_subprocess=True)
+    reader.idle_seconds = 0.1
+    worker = reader._executor()
+    assert isinstance(worker, ProcessPoolExecutor)
+    reader._schedule_idle_stop()
+    deadline = time.monotonic() + 10
+    while reader._pages is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reader._pages is None
+    assert reader._executor() is not worker
+    reader.close()

@@ -24,6 +24,11 @@ from ocrkit.widgets.page_images import RENDER_LOCK
 
 log = logging.getLogger(__name__)
 
+# The worker process keeps the engine's models in memory (about 1 GB for the onnx
+# engine on large pages); it stops after this many idle seconds, and the next job
+# starts a new one.
+WORKER_IDLE_S = 300.0
+
 
 @dataclass
 class ReadState:
@@ -110,6 +115,8 @@ class Reader:
         self._cancelled: set[str] = set()
         self._pending: list[Future[None]] = []
         self._warm: set[str] = set()
+        self._idle_timer: threading.Timer | None = None
+        self.idle_seconds = WORKER_IDLE_S
 
     def submit(self, job: ReadJob) -> None:
         """Queue a job; a document already queued or being read is not queued again."""
@@ -118,6 +125,7 @@ class Reader:
             if current is not None and current.state in ("queued", "reading"):
                 log.info("document %s is already queued for reading", job.document_id)
                 return
+            self._cancel_idle_timer()
             self._cancelled.discard(job.document_id)
             self.states[job.document_id] = ReadState("queued")
             self._pending = [f for f in self._pending if not f.done()]
@@ -132,8 +140,10 @@ class Reader:
         with self._lock:
             if not self.in_subprocess or engine in self._warm:
                 return
+            self._cancel_idle_timer()
             self._warm.add(engine)
             self._executor().submit(warm_engine, engine)
+            self._schedule_idle_stop()
 
     def cancel(self, document_id: str) -> bool:
         """Stop reading a document after its current page; return whether it was."""
@@ -163,6 +173,7 @@ class Reader:
     def close(self) -> None:
         """Stop the reading thread and the worker process after the current page."""
         with self._lock:
+            self._cancel_idle_timer()
             self._cancelled.update(self.states)
         self._thread.shutdown(wait=False, cancel_futures=True)
         if self._pages is not None:
@@ -177,6 +188,30 @@ class Reader:
             else:
                 self._pages = InlineExecutor()
         return self._pages
+
+    def _cancel_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _schedule_idle_stop(self) -> None:
+        """Stop the worker process after ``idle_seconds`` without jobs."""
+        if not isinstance(self._pages, ProcessPoolExecutor):
+            return
+        self._cancel_idle_timer()
+        self._idle_timer = threading.Timer(self.idle_seconds, self._stop_idle_worker)
+        self._idle_timer.daemon = True
+        self._idle_timer.start()
+
+    def _stop_idle_worker(self) -> None:
+        with self._lock:
+            if any(not f.done() for f in self._pending) or self._pages is None:
+                return
+            pages, self._pages = self._pages, None
+            self._warm.clear()
+            self._idle_timer = None
+        log.info("stopping the idle reading worker process")
+        pages.shutdown(wait=False)
 
     def _run(self, job: ReadJob) -> None:
         state = self.states[job.document_id]
@@ -212,6 +247,9 @@ class Reader:
             state.state = "failed"
             error = exc
         self._finished(job, report, error)
+        with self._lock:
+            if len([f for f in self._pending if not f.done()]) <= 1:
+                self._schedule_idle_stop()
 
     def _progress(self, job: ReadJob, progress: ReadProgress | None) -> None:
         state = self.states[job.document_id]
