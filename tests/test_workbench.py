@@ -527,7 +527,7 @@ def test_filter_lines_keeps_order_ties() -> None:
 
 
 def fill_page(store: Store, document_id: str, count: int) -> None:
-    """Store ``count`` lines on page 1, as an engine would, 8 px apart at 72 dpi."""
+    """Store ``count`` lines on page 1, as an engine would, 2.7 px apart at 72 dpi."""
     page = store.page(document_id, 0)
     done = replace(
         page,

@@ -210,7 +210,7 @@ class DocumentsPanel:
         self.read_button.on_click(guard("Reading")(lambda _: self.read_selected()))
         self.reread_button = widgets.Button(
             description="Again",
-            icon="refresh",
+            icon="repeat",
             tooltip="Read every page again with the engine and dpi above; "
             "edited, added and verified lines are kept",
             layout=widgets.Layout(width="auto", flex="1 1 auto"),
@@ -225,6 +225,13 @@ class DocumentsPanel:
             layout=widgets.Layout(width="auto", flex="1 1 auto"),
         )
         self.stop_button.on_click(guard("Stopping")(lambda _: self.stop_selected()))
+        self.refresh_button = widgets.Button(
+            icon="refresh",
+            tooltip="Show documents added elsewhere, by the command line or another "
+            "session",
+            layout=widgets.Layout(width="36px", flex="0 0 auto"),
+        )
+        self.refresh_button.on_click(guard("Refreshing")(lambda _: self.refresh()))
 
         self.widget = widgets.VBox(
             [
@@ -234,7 +241,14 @@ class DocumentsPanel:
                 widgets.HBox([self.engine, self.dpi]),
                 self.auto_read,
                 self.table,
-                widgets.HBox([self.read_button, self.reread_button, self.stop_button]),
+                widgets.HBox(
+                    [
+                        self.read_button,
+                        self.reread_button,
+                        self.stop_button,
+                        self.refresh_button,
+                    ]
+                ),
                 self.guard,
             ]
         )

@@ -1,4 +1,4 @@
-// A button that asks Python for a file and saves the bytes it sends back.
+// A button that requests a file from Python and saves the bytes it sends back.
 // The file travels as a message buffer and is saved through a Blob URL, which
 // works the same in JupyterLab and in Voila, where no file server is at hand.
 

@@ -1,7 +1,7 @@
 """A download button that works in JupyterLab and in Voila.
 
-A click asks Python for the file; Python builds it and sends the bytes back in one
-message, and the browser saves them under the given file name. Nothing is written
+A click requests the file from Python, which builds it and sends the bytes back in
+one message. The browser saves them under the given file name. Nothing is written
 to the server's disk and no URL of the server is involved.
 """
 

@@ -64,6 +64,7 @@ class ExportPanel:
             style={"button_width": "auto"},
         )
         self.scope.add_class("okw-scope")
+
         self.format = widgets.Dropdown(
             options=[("CSV", "csv"), ("Parquet", "parquet"), ("JSON Lines", "jsonl")],
             value="csv",
@@ -78,6 +79,7 @@ class ExportPanel:
             layout=widgets.Layout(width="auto"),
         )
         self.format.observe(lambda _: self._update(), "value")
+
         self.button = DownloadButton(
             builder=feedback.guard("Exporting")(self.build),
             description="Export",
@@ -94,7 +96,7 @@ class ExportPanel:
         self.bom.disabled = self.format.value != "csv"
 
     def build(self) -> tuple[str, str, bytes] | None:
-        """Return the file name, MIME type and bytes of the export asked for."""
+        """Return the file name, MIME type and bytes of the requested export."""
         self.before_export()
         fmt = str(self.format.value)
         if self.scope.value == SCOPE_DOCUMENT:

@@ -56,7 +56,7 @@ class OutputLogHandler(logging.Handler):
 class Feedback:
     """The message line at the top of the workbench and the log panel below it.
 
-    Messages are short and say what happened and what to do; details and
+    Messages are short: they state what happened and what to do next. Details and
     tracebacks go to the log. Methods may be called from any thread.
     """
 

@@ -34,7 +34,7 @@ def filter_lines(
     unverified_only: bool = False,
     sort: str = SORT_ORDER,
 ) -> list[Line]:
-    """Return the lines at or below ``max_confidence``, in the order asked for.
+    """Return the lines at or below ``max_confidence``, in the requested order.
 
     ``sort`` is ``order`` (page, then reading order) or ``confidence`` (lowest
     first, ties in reading order).
@@ -236,5 +236,4 @@ def _row(line: Line) -> dict[str, Any]:
         "text": line.text,
         "confidence": round(line.confidence, 3),
         "verified": line.verified,
-        "_class": "okw-dim" if line.verified else "",
     }

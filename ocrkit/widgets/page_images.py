@@ -1,9 +1,10 @@
 """Page images for the page view: JPEG previews and crops of the page OCR read.
 
-A preview comes from the image the engine read (cached by the store) when there
-is one, so boxes line up; otherwise the page is rendered at its dpi and turned by
-its rotation. Previews are scaled down to ``max_width`` pixels: the page view
-stretches the image over the page's pixel space, so boxes stay in page pixels.
+A preview comes from the image the engine read, which the store caches, so that
+the boxes line up. Without a cached image the page is rendered at its dpi and
+turned by its rotation. Previews are scaled down to ``max_width`` pixels. The page
+view stretches the image over the page's pixel space, so boxes stay in page
+pixels.
 """
 
 from __future__ import annotations

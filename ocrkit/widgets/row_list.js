@@ -18,7 +18,12 @@ function confidenceCell(value) {
     return '<td class="okw-num"></td>';
   }
   const number = Number(value);
-  const level = number < LOW ? "low" : number < HIGH ? "mid" : "high";
+  let level = "high";
+  if (number < LOW) {
+    level = "low";
+  } else if (number < HIGH) {
+    level = "mid";
+  }
   return (
     `<td class="okw-num"><span class="okw-conf okw-conf-${level}">` +
     `${number.toFixed(2)}</span></td>`
@@ -102,9 +107,8 @@ function render({ model, el }) {
     ids = [];
     for (const row of rows) {
       ids.push(row.id);
-      const extra = row._class ? ` ${escapeHtml(row._class)}` : "";
       parts.push(
-        `<tr data-id="${escapeHtml(row.id)}" class="okw-row${extra}">` +
+        `<tr data-id="${escapeHtml(row.id)}" class="okw-row">` +
           columns.map((c) => cellHtml(c, row)).join("") +
           "</tr>",
       );

@@ -43,6 +43,7 @@ class SearchPanel:
             icon="search", tooltip="Search", layout=widgets.Layout(width="40px")
         )
         self.button.on_click(guard("Searching")(lambda _: self.search()))
+
         self.count = widgets.HTML()
         self.count.add_class("okw-count")
         self.table = RowList(
@@ -75,6 +76,7 @@ class SearchPanel:
             self.count.value = ""
             return []
         found = self.store.search(needle, limit=MAX_RESULTS)
+
         names = {d.id: d.filename for d in self.store.documents()}
         self.results = {line.id: line for line in found}
         self.table.selected = -1

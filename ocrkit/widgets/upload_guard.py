@@ -2,9 +2,9 @@
 
 ``FileUpload`` sends all chosen files in one websocket message, and the Jupyter
 server drops a message over its ``websocket_max_message_size`` without telling the
-kernel. ``UploadGuard`` sees the chosen files in the browser first: it reports each
-name and size to Python and removes files over ``limit_bytes`` before they are
-sent. Python can then say which files were too large, and notice files that were
+kernel. ``UploadGuard`` receives the chosen files in the browser first. It reports
+each name and size to Python and removes files over ``limit_bytes`` before they
+are sent. Python can then say which files were too large, and notice files that were
 sent but never arrived.
 """
 

@@ -159,6 +159,7 @@ class Workbench(widgets.VBox):
         guard = self.feedback.guard
         self.title = widgets.HTML()
         self.title.add_class("okw-doc-title")
+
         self.prev_button = widgets.Button(
             icon="chevron-left",
             tooltip="Previous page",
@@ -177,6 +178,7 @@ class Workbench(widgets.VBox):
         )
         self.prev_button.add_class("okw-prev")
         self.next_button.add_class("okw-next")
+
         self.page_number = widgets.BoundedIntText(
             value=1, min=1, max=1, layout=widgets.Layout(width="64px")
         )
@@ -187,6 +189,7 @@ class Workbench(widgets.VBox):
         self.page_count = widgets.HTML()
         self.page_info = widgets.HTML()
         self.page_info.add_class("okw-page-info")
+
         self.empty = widgets.HTML(
             '<div class="okw-empty-page"><div class="okw-empty-title">No document open'
             "</div><div>Add PDFs or images with the button on the left. Their pages "
@@ -208,6 +211,7 @@ class Workbench(widgets.VBox):
             ]
         )
         header.add_class("okw-header")
+
         left = widgets.VBox(
             [
                 _section("Documents", self.documents.widget),
@@ -215,6 +219,7 @@ class Workbench(widgets.VBox):
             ]
         )
         left.add_class("okw-left")
+
         page_bar = widgets.HBox(
             [
                 self.title,
@@ -229,8 +234,10 @@ class Workbench(widgets.VBox):
             ]
         )
         page_bar.add_class("okw-page-bar")
+
         middle = widgets.VBox([page_bar, self.page_info, self.empty, self.page_view])
         middle.add_class("okw-middle")
+
         right = widgets.VBox(
             [
                 _section("Lines", self.line_list.widget),
@@ -238,6 +245,7 @@ class Workbench(widgets.VBox):
             ]
         )
         right.add_class("okw-right")
+
         body = widgets.HBox([left, middle, right])
         body.add_class("okw-body")
         return [style, header, body, self.feedback.log_panel]
