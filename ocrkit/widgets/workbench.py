@@ -553,6 +553,9 @@ class Workbench(widgets.VBox):
     def _read_box(self, bbox: BBox) -> tuple[str, float]:
         page = self.pages[self.page_index]
         crop = self.images.crop(page, bbox)
+        # TODO: this loads a second copy of the engine's models in the kernel, beside
+        # the reading worker's; sending crops to the worker would save that memory
+        # but make a box wait for the page being read.
         engine = cached_engine(str(self.documents.engine.value))
         text, confidence = engine.recognize_region(crop)
         return text.strip(), float(confidence)
