@@ -81,12 +81,14 @@ class Feedback:
             if isinstance(handler, OutputLogHandler):
                 self._logger.removeHandler(handler)
         self._logger.addHandler(self._handler)
+        self._level = self._logger.level
         if self._logger.getEffectiveLevel() > logging.INFO:
             self._logger.setLevel(logging.INFO)
 
     def close(self) -> None:
-        """Stop receiving log records."""
+        """Stop receiving log records and restore the logger's level."""
         self._logger.removeHandler(self._handler)
+        self._logger.setLevel(self._level)
 
     def show(self, text: str, kind: Kind = "info") -> None:
         """Show one short message, replacing the previous one."""
