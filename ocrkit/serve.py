@@ -69,6 +69,15 @@ def generate_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+# Every dashboard page starts a kernel that Voila does not stop when the page is
+# closed. Kernels with no browser connected are shut down after 15 idle minutes.
+_KERNEL_CULLING = (
+    "--MappingKernelManager.cull_interval=60",
+    "--MappingKernelManager.cull_idle_timeout=900",
+    "--MappingKernelManager.cull_connected=False",
+)
+
+
 def lab_argv(
     port: int,
     *,
@@ -108,6 +117,7 @@ def lab_argv(
         f"--ServerApp.max_buffer_size={buffer}",
         # No requests to the internet for news or update checks.
         "--LabApp.news_url=None",
+        *_KERNEL_CULLING,
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
     if token is not None:
@@ -152,6 +162,7 @@ def dashboard_argv(
         f"--Voila.tornado_settings={_tornado_settings(upload_limit_mb)}",
         f"--DashboardApp.max_body_size={buffer}",
         f"--DashboardApp.max_buffer_size={buffer}",
+        *_KERNEL_CULLING,
     ]
     if token is not None:
         argv.append(f"--Voila.token={_checked_token(token)}")

@@ -315,7 +315,7 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
     try:
         doc = pymupdf.open(file, filetype="pdf")
     except (RuntimeError, ValueError) as exc:
-        raise _damaged_pdf(path, exc) from exc
+        raise _damaged_pdf(path, exc, file) from exc
     if doc.needs_pass:
         if password is None:
             raise EncryptedPdfError(
@@ -331,7 +331,7 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
         # MuPDF reads the page tree only now; a PDF cut short may fail here.
         page_count = doc.page_count
     except RuntimeError as exc:
-        raise _damaged_pdf(path, exc) from exc
+        raise _damaged_pdf(path, exc, file) from exc
     if page_count == 0:
         raise InputFileError(path, "the PDF has no pages")
     if doc.is_repaired:
@@ -339,10 +339,20 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
     return doc
 
 
-def _damaged_pdf(path: str, exc: Exception) -> InputFileError:
+def _describe(exc: Exception, file: Path, path: str) -> str:
+    """Return an exception's message with the file named as the user knows it.
+
+    MuPDF and Pillow put the path they opened in their messages. The stored
+    copy's path means nothing to the user, and it would show a dashboard's users
+    where the server keeps its files.
+    """
+    return str(exc).replace(str(file), Path(path).name)
+
+
+def _damaged_pdf(path: str, exc: Exception, file: Path) -> InputFileError:
     return InputFileError(
         path,
-        f"damaged or truncated PDF ({exc})",
+        f"damaged or truncated PDF ({_describe(exc, file, path)})",
         fix="Repair it (for example with qpdf) or get a fresh copy",
     )
 
@@ -378,7 +388,9 @@ def _open_image(file: Path, path: str) -> Image.Image:
         ) from exc
     except _IMAGE_ERRORS as exc:
         raise InputFileError(
-            path, f"damaged or unreadable image ({exc})", fix="Get a fresh copy"
+            path,
+            f"damaged or unreadable image ({_describe(exc, file, path)})",
+            fix="Get a fresh copy",
         ) from exc
     return image
 

@@ -633,6 +633,10 @@ class Store:
             if confidence is not None:
                 extra["confidence"] = min(1.0, max(0.0, float(confidence)))
             if not changes:
+                # A new confidence alone (a region read again to the same text) is
+                # stored, but it is no edit of the user's to log or undo.
+                if extra and extra["confidence"] != row["confidence"]:
+                    self._apply(db, line_id, extra, bump=True)
                 return self.line(line_id)
             action = "verify" if set(changes) == {"verified"} else "edit"
             self._apply(db, line_id, {**changes, **extra}, bump=True)

@@ -296,3 +296,22 @@ def test_corrupt_database_gives_clear_error(tmp_path: Path) -> None:
     (tmp_path / "s" / "ocrkit.sqlite").write_bytes(b"not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the store database"):
         Store(tmp_path / "s")
+
+
+def test_confidence_alone_is_stored_not_logged(
+    store: Store, tmp_path: Path, fake_engine: FakeEngine
+) -> None:
+    document = store.add_file(make_text_pdf(tmp_path / "a.pdf", [["uno"]]))
+    read_document(store, document.id, engine="fake")
+    line = store.lines(document.id)[0]
+    updated = store.edit_line(line.id, text=line.text, confidence=0.42)
+    assert updated.confidence == 0.42
+    assert updated.text == line.text
+    assert store.history(document.id) == []
+
+
+def test_damaged_upload_message_hides_store_path(store: Store) -> None:
+    with pytest.raises(InputFileError) as raised:
+        store.add_bytes(b"%PDF-1.4\n%%EOF", "acta rota.pdf")
+    assert str(raised.value).startswith("acta rota.pdf: damaged")
+    assert str(store.root) not in str(raised.value)
