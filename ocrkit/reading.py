@@ -10,11 +10,13 @@ transaction, so a failure or a kill keeps every page finished before it.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -247,14 +249,17 @@ def read_document(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     engine: str = "onnx",
     engine_options: dict[str, Any] | None = None,
-    executor: Executor | None = None,
+    executor: Executor | Literal["auto"] | None = "auto",
     progress: ProgressCallback | None = None,
 ) -> ReadReport:
     """Read a document's unread pages (or ``pages``) and store each as it finishes.
 
     With an ``executor``, pages are read in parallel, at most twice as many in
-    flight as it has workers, so memory stays bounded on long documents. Returns
-    a report of the pages read; failed pages keep their reason in ``Page.error``.
+    flight as it has workers, so memory stays bounded on long documents. The
+    default ``"auto"`` starts a process pool for the call when ``parallel_workers``
+    returns 2 or more, and reads in this process otherwise. None always reads in
+    this process, one page after another. Returns a report of the pages read;
+    failed pages keep their reason in ``Page.error``.
     """
     tasks = page_tasks(
         store,
@@ -279,18 +284,87 @@ def read_document(
         if progress is not None:
             progress(ReadProgress(document_id, page, len(report.pages), len(tasks)))
 
+    if executor == "auto":
+        workers = parallel_workers(engine, len(tasks))
+        if workers > 1:
+            with page_pool(workers) as pool:
+                _run_in_order(pool, tasks, store_result)
+            return report
+        executor = None
+
     if executor is None:
         for task in tasks:
             store_result(read_page(task))
         return report
+    _run_in_order(executor, tasks, store_result)
+    return report
 
+
+def _run_in_order(
+    executor: Executor,
+    tasks: list[PageTask],
+    store_result: Callable[[PageResult], None],
+) -> None:
     window = 2 * max(1, getattr(executor, "_max_workers", 2))
     queue = list(tasks)
     running: list[Future[PageResult]] = []
-    while queue or running:
-        while queue and len(running) < window:
-            running.append(executor.submit(read_page, queue.pop(0)))
-        # Store pages in order, so a kill leaves no gap before the last stored page.
-        head = running.pop(0)
-        store_result(head.result())
-    return report
+    try:
+        while queue or running:
+            while queue and len(running) < window:
+                running.append(executor.submit(read_page, queue.pop(0)))
+            # Store pages in order, so a kill leaves no gap before the last stored
+            # page.
+            head = running.pop(0)
+            store_result(head.result())
+    finally:
+        for future in running:
+            future.cancel()
+
+
+# Engines built into ocrkit that read page images with a model: a fresh worker
+# process can load them by name, and a page costs seconds, so parallel workers pay
+# off. Other engines (``text``, engines registered at run time) run in-process.
+PARALLEL_ENGINES = frozenset({"onnx", "paddle", "auto"})
+# Minimum pages for a default process pool. Each worker loads its own models
+# (about 2 s and a few hundred MB for ``onnx``), which a short document does not
+# win back, while this process keeps its loaded engine between calls.
+MIN_PARALLEL_PAGES = 8
+
+
+def parallel_workers(engine: str, page_count: int) -> int:
+    """Return how many worker processes ``read_document`` starts by default.
+
+    One per core for engines in ``PARALLEL_ENGINES`` reading at least
+    ``MIN_PARALLEL_PAGES`` pages, otherwise 0 (read in this process).
+    """
+    cores = os.cpu_count() or 1
+    if engine not in PARALLEL_ENGINES or page_count < MIN_PARALLEL_PAGES:
+        return 0
+    return min(cores, page_count)
+
+
+def page_pool(workers: int) -> ProcessPoolExecutor:
+    """Start a process pool for ``read_document`` whose workers share the cores.
+
+    Each worker gets ``OCRKIT_THREADS`` and ``OMP_NUM_THREADS`` set to its share of
+    the cores, so that model runtimes do not start a thread per core in every
+    worker. Workers come from a fork server (spawned where there is none), never
+    forked from this process: a child forked after ONNX Runtime and OpenCV started
+    their threads hangs. Like any spawned worker, they import the calling script
+    again, so a script must call ``read_document`` under ``if __name__ ==
+    "__main__":``.
+    """
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    methods = multiprocessing.get_all_start_methods()
+    method = "forkserver" if "forkserver" in methods else "spawn"
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_limit_threads,
+        initargs=(threads,),
+    )
+
+
+def _limit_threads(threads: int) -> None:
+    os.environ["OCRKIT_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)

@@ -8,6 +8,7 @@ covers Latin-1 and Latin Extended (accents, ñ, ¿) but not "¡" (U+00A1).
 from __future__ import annotations
 
 import logging
+import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ class OnnxEngine:
         max_side_len: longest side, in pixels, of the image given to the detector;
             larger pages are scaled down for detection only.
         use_cls: classify each line as upright or upside down before reading it.
-        threads: ONNX Runtime threads per model; -1 uses every core.
+        threads: ONNX Runtime threads per model; -1 uses every core. None takes
+            the ``OCRKIT_THREADS`` environment variable, which ``read_document``
+            sets in its worker processes, or every core when it is unset.
         text_score: lines the recognizer scores below this are dropped (0 to 1).
     """
 
@@ -42,13 +45,13 @@ class OnnxEngine:
         *,
         max_side_len: int = 2000,
         use_cls: bool = True,
-        threads: int = -1,
+        threads: int | None = None,
         text_score: float = 0.5,
     ) -> None:
         self.options: dict[str, Any] = {
             "max_side_len": max_side_len,
             "use_cls": use_cls,
-            "threads": threads,
+            "threads": default_threads() if threads is None else threads,
             "text_score": text_score,
         }
         self._ocr: Any = None
@@ -149,6 +152,18 @@ class OnnxEngine:
         text = " ".join(str(t) for t in texts).strip()
         scores = [float(s) for s in result.scores]
         return (text, min(1.0, max(0.0, sum(scores) / len(scores))))
+
+
+def default_threads() -> int:
+    """Return ``OCRKIT_THREADS`` as a thread count, or -1 (every core) when unset."""
+    raw = os.environ.get("OCRKIT_THREADS", "").strip()
+    if not raw:
+        return -1
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        log.warning("OCRKIT_THREADS=%r is not a whole number; using every core", raw)
+        return -1
 
 
 def _version(package: str) -> str:
