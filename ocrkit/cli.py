@@ -10,15 +10,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
+from typing import Literal
 
 from ocrkit import __version__
 from ocrkit.config import load_settings
 from ocrkit.errors import ExitCode, InputFileError, NotFoundError, OcrkitError
 from ocrkit.export import FORMATS, export_lines, lines_frame
 from ocrkit.models import Document
-from ocrkit.reading import ReadProgress, read_document
+from ocrkit.reading import ReadProgress, page_pool, read_document
 from ocrkit.store import Store
 
 log = logging.getLogger("ocrkit")
@@ -87,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="pages read in parallel, each in its own process (default: 1)",
+        default=None,
+        help="pages read in parallel, each in its own process (default: one per "
+        "core for documents of 8 pages or more read by OCR, else 1)",
     )
 
     commands.add_parser("ls", help="list documents with their pages and lines")
@@ -205,15 +207,17 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
 
     if not args.files and not args.all:
         raise OcrkitError("name files to read, or give --all to read every document")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise OcrkitError("--workers must be 1 or more")
     documents = _add_files(store, args.files, args.password) if args.files else []
     if args.all:
         documents = store.documents()
     settings = load_settings()
-    executor: Executor | None = None
-    if args.workers > 1:
-        executor = ProcessPoolExecutor(max_workers=args.workers)
+    executor: Executor | Literal["auto"] | None = "auto"
+    if args.workers == 1:
+        executor = None
+    elif args.workers is not None:
+        executor = page_pool(args.workers)
     worst = ExitCode.ok
     try:
         for document in documents:
@@ -262,7 +266,7 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
                 f"{lines} lines  {document.filename}"
             )
     finally:
-        if executor is not None:
+        if isinstance(executor, Executor):
             executor.shutdown()
     return worst
 
