@@ -80,25 +80,31 @@ class OnnxEngine:
                 f"model files missing from the rapidocr package: {', '.join(missing)}; "
                 "reinstall it with: pip install --force-reinstall 'rapidocr==3.10.0'"
             )
-        threads = self.options["threads"]
-        params = {
-            "Global.log_level": "error",
-            "Global.text_score": self.options["text_score"],
-            "Global.max_side_len": self.options["max_side_len"],
-            "Global.use_cls": self.options["use_cls"],
-            "Det.model_path": str(paths[DET_MODEL]),
-            "Rec.model_path": str(paths[REC_MODEL]),
-            "Cls.model_path": str(paths[CLS_MODEL]),
-            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
-            "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
-        }
         try:
-            self._ocr = RapidOCR(params=params)
+            self._ocr = RapidOCR(params=self.rapidocr_params(models))
         except Exception as exc:  # rapidocr raises bare Exceptions of many kinds
             raise EngineError(
                 f"the onnx engine failed to load its models: {exc}"
             ) from exc
         return self._ocr
+
+    def rapidocr_params(self, models: Path) -> dict[str, Any]:
+        """Return the ``RapidOCR(params=...)`` settings this engine runs with.
+
+        ``models`` is the folder holding the three model files.
+        """
+        threads = self.options["threads"]
+        return {
+            "Global.log_level": "error",
+            "Global.text_score": self.options["text_score"],
+            "Global.max_side_len": self.options["max_side_len"],
+            "Global.use_cls": self.options["use_cls"],
+            "Det.model_path": str(models / DET_MODEL),
+            "Rec.model_path": str(models / REC_MODEL),
+            "Cls.model_path": str(models / CLS_MODEL),
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
+        }
 
     def recognize(self, image: np.ndarray) -> list[RecognizedLine]:
         """Detect and read every text line of an RGB page image."""
