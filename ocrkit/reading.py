@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -361,10 +363,25 @@ def page_pool(workers: int) -> ProcessPoolExecutor:
         max_workers=workers,
         mp_context=multiprocessing.get_context(method),
         initializer=_limit_threads,
-        initargs=(threads,),
+        initargs=(threads, os.getpid()),
     )
 
 
-def _limit_threads(threads: int) -> None:
+def _limit_threads(threads: int, parent_pid: int) -> None:
     os.environ["OCRKIT_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # Idle workers of a parent killed with SIGKILL stayed blocked on the pool's
+    # queue for good (CPython 3.11), so each one watches its parent.
+    watch = threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True)
+    watch.start()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this worker within a second of the process that started it ending."""
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(parent_pid, 0)
+        except (ProcessLookupError, PermissionError):
+            # PermissionError: the pid now belongs to another user's process.
+            os._exit(1)

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pymupdf
 import pytest
 from PIL import Image
@@ -140,9 +141,13 @@ def test_killed_reading_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert first.poll() is None, first.communicate()
         assert time.monotonic() < deadline, "no page was read in 300 s"
         time.sleep(0.05)
+    # Worker processes, if ocrkit started any, must not outlive it.
+    helpers = psutil.Process(first.pid).children(recursive=True)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
+    _, alive = psutil.wait_procs(helpers, timeout=15)
+    assert alive == [], [process.cmdline()[-1][:80] for process in alive]
 
     with Store(storage) as store:
         assert store.integrity_check() == []
@@ -201,15 +206,17 @@ import json, sys, time
 from ocrkit.errors import EditConflictError
 from ocrkit.store import Store
 
-root, tag, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+from pathlib import Path
+
+root, tag, meeting = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 line_ids = [int(value) for value in sys.argv[4:]]
 outcomes = {}
 with Store(root) as store:
     shown = {line_id: store.line(line_id) for line_id in line_ids}
+    (meeting / f"{tag}.ready").touch()
+    while not (meeting / "go").exists():
+        time.sleep(0.0005)
     for line_id in line_ids:
-        while time.time() < start:
-            time.sleep(0.0005)
-        start += 0.05
         line = shown[line_id]
         try:
             store.edit_line(line_id, text=line.text + " " + tag,
@@ -241,21 +248,43 @@ def store_with_lines(tmp_path: Path) -> tuple[Path, str, list[int]]:
     return root, document.id, ids
 
 
-def test_two_sessions_editing_lose_nothing(
-    store_with_lines: tuple[Path, str, list[int]],
-) -> None:
-    root, document_id, ids = store_with_lines
-    start = time.time() + 3.0  # both children are loaded and waiting by then
+def start_together(
+    code: str, root: Path, tags: list[str], args: list[str]
+) -> list[subprocess.Popen[str]]:
+    """Start one session per tag; release them all once each has opened the store.
+
+    Each child runs ``code`` with the store folder, its tag, a meeting folder and
+    ``args``. It touches ``<tag>.ready`` in the meeting folder when set up, and
+    starts work when ``go`` appears there.
+    """
+    meeting = root.parent / "meeting"
+    meeting.mkdir()
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", EDIT_SESSION, str(root), tag, str(start)]
-            + [str(i) for i in ids],
+            [sys.executable, "-c", code, str(root), tag, str(meeting), *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for tag in ("ANA", "LUIS")
+        for tag in tags
     ]
+    deadline = time.monotonic() + 120
+    while not all((meeting / f"{tag}.ready").exists() for tag in tags):
+        for child in children:
+            assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, "sessions did not start in 120 s"
+        time.sleep(0.01)
+    (meeting / "go").touch()
+    return children
+
+
+def test_two_sessions_editing_lose_nothing(
+    store_with_lines: tuple[Path, str, list[int]],
+) -> None:
+    root, document_id, ids = store_with_lines
+    children = start_together(
+        EDIT_SESSION, root, ["ANA", "LUIS"], [str(i) for i in ids]
+    )
     results = []
     for child in children:
         out, err = child.communicate(timeout=120)
@@ -286,12 +315,15 @@ WRITE_SESSION = """
 import json, sys, time
 from ocrkit.store import Store
 
-root, document_id, tag = sys.argv[1:4]
-start, rounds = float(sys.argv[4]), int(sys.argv[5])
-while time.time() < start:
-    time.sleep(0.0005)
+from pathlib import Path
+
+root, tag, meeting = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+document_id, rounds = sys.argv[4], int(sys.argv[5])
 deleted = 0
 with Store(root) as store:
+    (meeting / f"{tag}.ready").touch()
+    while not (meeting / "go").exists():
+        time.sleep(0.0005)
     for n in range(rounds):
         box = (300, 5 + n, 400, 9 + n)
         line = store.add_line(document_id, 0, box, f"{tag} {n}")
@@ -312,17 +344,9 @@ def test_concurrent_writes_never_hit_a_lock(
 ) -> None:
     root, document_id, ids = store_with_lines
     rounds = 150
-    start = time.time() + 3.0
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITE_SESSION, str(root), document_id, tag]
-            + [str(start), str(rounds)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for tag in ("norte", "sur")
-    ]
+    children = start_together(
+        WRITE_SESSION, root, ["norte", "sur"], [document_id, str(rounds)]
+    )
     deleted = 0
     for child in children:
         out, err = child.communicate(timeout=300)
