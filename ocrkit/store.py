@@ -904,12 +904,23 @@ def open_store(root: str | Path | None = None) -> Store:
 
 
 def write_page_image(path: Path, image: np.ndarray) -> Path:
-    """Write an RGB page image as PNG, atomically: a failed write leaves no file."""
+    """Write an RGB page image as PNG, atomically: a failed write leaves no file.
+
+    A grey page (all three channels equal) is written with one channel, which
+    encodes in under half the time and reads back as the same RGB image.
+    """
     import cv2
 
-    ok, encoded = cv2.imencode(
-        ".png", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    )
+    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        # Run-length matching suits scans' flat paper: faster and smaller here.
+        pixels = np.ascontiguousarray(red)
+        options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    else:
+        pixels = np.ascontiguousarray(image[..., ::-1])
+        options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    ok, encoded = cv2.imencode(".png", pixels, options)
     if not ok:
         raise StoreError(f"cannot encode the page image {path.name}")
     _write_atomic(path, encoded.tobytes())
