@@ -1,0 +1,62 @@
+"""A short run of bench/run.py on one page, so the benchmark keeps working."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def table_rows(report: str, first_cell: str) -> list[list[str]]:
+    """Return the cells of the markdown table rows whose first cell starts so."""
+    rows = []
+    for line in report.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0].startswith(first_cell):
+            rows.append(cells)
+    return rows
+
+
+def test_bench_run_on_one_page(corpus: Path, tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "run.py"),
+        "--corpus",
+        str(corpus),
+        "--page-files",
+        "phototest.tif",
+        "--readers",
+        "ocrkit,rapidocr,tesseract",
+        "--runs",
+        "1",
+        "--pages",
+        "2",
+        "--output",
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reports = list(tmp_path.glob("bench-*.md"))
+    assert len(reports) == 1
+    report = reports[0].read_text(encoding="utf-8")
+
+    for label in ("ocrkit onnx", "rapidocr direct", "Tesseract 5"):
+        rows = table_rows(report, label)
+        assert rows, f"no row for {label}"
+        seconds, cer = float(rows[0][2]), float(rows[0][6])
+        assert seconds > 0, rows[0]
+        # phototest is clean typewritten English: every reader gets it nearly right.
+        assert cer < 0.05, rows[0]
+
+    per_page = table_rows(report, "phototest.tif")
+    assert len(per_page) == 1
+    assert len(per_page[0]) == 4, per_page[0]
+    document = table_rows(report, "ocrkit onnx, default executor, 2 scanned pages")
+    assert document, "no whole-document row"
+    assert document[0][1] == "2"
+    assert float(document[0][2].replace(",", "")) > 0
+    born_digital = table_rows(report, "ocrkit text engine")
+    assert born_digital, "no born-digital row"
+    assert born_digital[0][1] == "2"
