@@ -154,10 +154,7 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot open the store database {self.path} ({exc}); move it away "
-                "to start an empty store, or restore it from a backup"
-            ) from exc
+            raise self._open_error(exc) from exc
 
     # -- set-up ---------------------------------------------------------------
 
@@ -220,6 +217,21 @@ class Store:
         if self._db.in_transaction:
             with suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
+
+    def _open_error(self, exc: sqlite3.DatabaseError) -> StoreError:
+        """Build the ``StoreError`` for a database that cannot be opened."""
+        code = getattr(exc, "sqlite_errorname", "")
+        if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            fix = "move it away to start an empty store, or restore it from a backup"
+        else:
+            # A full disk fails as SQLITE_IOERR_SHMSIZE when SQLite cannot create
+            # its shared-memory file: the database itself is sound.
+            free_mb = shutil.disk_usage(self.root).free / 2**20
+            fix = (
+                f"its disk has {free_mb:.1f} MB free; free disk space or check the "
+                "disk, then try again (the database was not changed)"
+            )
+        return StoreError(f"cannot open the store database {self.path} ({exc}); {fix}")
 
     def _database_error(self, exc: sqlite3.Error) -> StoreError:
         """Build a ``StoreError`` that explains why SQLite failed and what to do."""

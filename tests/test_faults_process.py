@@ -370,13 +370,13 @@ def test_concurrent_writes_never_hit_a_lock(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs, so that writes fail with a real "No space left on device"."""
+    """An 8 MiB tmpfs, so that writes fail with a real "No space left on device"."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
     )
@@ -391,11 +391,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill_disk(folder: Path, leave: int) -> Path:
     """Fill the file system of ``folder`` up to ``leave`` bytes; return the filler."""
     filler = folder / "filler.bin"
-    with open(filler, "ab") as handle:
+    with open(filler, "ab", buffering=0) as handle:
         try:
             while True:
-                handle.write(b"\0" * 65536)
-                handle.flush()
+                handle.write(b"\0" * 4096)
         except OSError:
             pass
     size = filler.stat().st_size
@@ -404,10 +403,9 @@ def fill_disk(folder: Path, leave: int) -> Path:
 
 
 def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> None:
-    pdf = write_text_pdf(
-        tmp_path / "actas.pdf",
-        [["Acta número uno"], ["Acta número dos"], ["Acta número tres"]],
-    )
+    # Paper grain at full resolution makes each page image about a megabyte as PNG.
+    pdf = tmp_path / "actas.pdf"
+    pdf.write_bytes(scan_like_pdf(3, grain=(828, 1167)))
     root = small_disk / "storage"
     with Store(root) as store:
         document = store.add_file(pdf)
@@ -416,7 +414,7 @@ def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> 
         assert len(before) == 1
 
         # Room for the database, not for a page image.
-        filler = fill_disk(small_disk, leave=16 * 1024)
+        filler = fill_disk(small_disk, leave=256 * 1024)
         report = read_document(store, document.id)
 
         assert report.failures == {1: "StoreError", 2: "StoreError"}
@@ -447,8 +445,24 @@ def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> 
         ]
         assert leftover_files(root) == []
 
-        # With space again, reading finishes where it stopped.
-        filler.unlink()
+    # Opening the store needs room for SQLite's shared-memory file, which the last
+    # connection removes when it closes with room to spare. The message must not
+    # suggest moving a sound database away.
+    filler.unlink()
+    Store(root).close()
+    assert not (root / "ocrkit.sqlite-shm").exists()
+    filler = fill_disk(small_disk, leave=0)
+    with pytest.raises(StoreError) as error:
+        Store(root)
+    assert f"cannot open the store database {root / 'ocrkit.sqlite'}" in str(
+        error.value
+    )
+    assert "free disk space" in str(error.value)
+    assert "move it away" not in str(error.value)
+
+    # With space again, reading finishes where it stopped.
+    filler.unlink()
+    with Store(root) as store:
         read_document(store, document.id)
         assert store.integrity_check() == []
         assert held_lines(store)[line_id] == before[line_id]
@@ -513,13 +527,16 @@ def test_file_size_limit_leaves_no_half_file(tmp_path: Path) -> None:
 # -- interrupted uploads ---------------------------------------------------------
 
 
-def scan_like_pdf(pages: int) -> bytes:
-    """Return a PDF whose pages each hold a JPEG background and a line of text."""
+def scan_like_pdf(pages: int, grain: tuple[int, int] = (120, 160)) -> bytes:
+    """Return a PDF whose pages each hold a JPEG background and a line of text.
+
+    ``grain`` is the size in pixels (height, width) of the background's noise.
+    """
     rng = np.random.default_rng(11)
     doc = pymupdf.open()
     for number in range(1, pages + 1):
         page = doc.new_page(width=SMALL_PAGE[0], height=SMALL_PAGE[1])
-        paper = (rng.random((120, 160)) * 40 + 215).astype(np.uint8)
+        paper = (rng.random(grain) * 40 + 215).astype(np.uint8)
         buffer = io.BytesIO()
         Image.fromarray(paper).save(buffer, "JPEG", quality=90)
         page.insert_image(page.rect, stream=buffer.getvalue())
