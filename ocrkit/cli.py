@@ -250,20 +250,24 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
                 )
             for page in report.pages:
                 if page.error:
-                    print(
-                        f"ocrkit: error: {document.filename}, page {page.number}: "
-                        f"{page.error}",
-                        file=sys.stderr,
-                    )
+                    # Errors from the file name the file and page already.
+                    where = f"{document.filename}, page {page.number}: "
+                    message = page.error.removeprefix(where)
+                    print(f"ocrkit: error: {where}{message}", file=sys.stderr)
             if report.engine_failed:
                 worst = ExitCode.engine
+            elif "StoreError" in report.failures.values():
+                worst = ExitCode.store
             elif report.failures and worst == ExitCode.ok:
                 worst = ExitCode.input_file
-            done = sum(1 for p in store.pages(document.id) if p.status != "pending")
-            lines = sum(p.line_count for p in store.pages(document.id))
+            stored = store.pages(document.id)
+            done = sum(1 for p in stored if p.status in ("done", "no_text"))
+            failed = sum(1 for p in stored if p.status == "failed")
+            lines = sum(p.line_count for p in stored)
+            failed_note = f", {failed} failed" if failed else ""
             print(
-                f"{document.id}  {done}/{document.page_count} pages read  "
-                f"{lines} lines  {document.filename}"
+                f"{document.id}  {done}/{document.page_count} pages read"
+                f"{failed_note}  {lines} lines  {document.filename}"
             )
     finally:
         if isinstance(executor, Executor):
