@@ -254,6 +254,35 @@ def test_truncated_pdf_reads_surviving_pages(filled_store: Store, tmp_path: Path
     assert store.integrity_check() == []
 
 
+def test_truncated_pdf_on_command_line(tmp_path: Path) -> None:
+    whole = write_scan_like_pdf(tmp_path / "entero.pdf", 13)
+    cut = tmp_path / "cortado.pdf"
+    cut.write_bytes(whole[: int(len(whole) * 0.6)])
+    environment = {**os.environ, "OCRKIT_STORAGE": str(tmp_path / "storage")}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ocrkit", "ocr", str(cut)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+
+    assert done.returncode == 2, done.stderr  # a bad input file
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert 3 <= len(errors) <= 8, done.stderr
+    first_failed = 14 - len(errors)
+    for number, line in enumerate(errors, start=first_failed):
+        start = f"ocrkit: error: cortado.pdf, page {number}: the page is damaged "
+        assert line.startswith(start), line
+        assert line.count("cortado.pdf") == 1, line
+        assert line.endswith("add a complete copy")
+    read = first_failed - 1
+    assert f"  {read}/13 pages read, {len(errors)} failed  {read} lines  " in (
+        done.stdout
+    )
+
+
 def test_pdf_cut_too_short_is_rejected(filled_store: Store, tmp_path: Path) -> None:
     """A PDF cut before its first page's objects cannot be repaired at all."""
     store = filled_store
