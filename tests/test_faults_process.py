@@ -470,6 +470,27 @@ def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> 
         assert len(store.lines(document.id)) == 3
 
 
+def test_full_disk_on_command_line(small_disk: Path, tmp_path: Path) -> None:
+    pdf = tmp_path / "actas.pdf"
+    pdf.write_bytes(scan_like_pdf(3, grain=(828, 1167)))
+    storage = small_disk / "storage"
+    added = ocrkit_process(storage, "add", str(pdf))
+    assert added.wait(timeout=120) == 0
+    fill_disk(small_disk, leave=256 * 1024)
+
+    reading = ocrkit_process(storage, "ocr", str(pdf))
+    out, err = reading.communicate(timeout=600)
+
+    assert reading.returncode == 4, err  # the store's exit code
+    errors = [line for line in err.splitlines() if line.startswith("ocrkit: error:")]
+    assert len(errors) == 3, err
+    for number, line in enumerate(errors, start=1):
+        assert line.startswith(f"ocrkit: error: actas.pdf, page {number}: cannot write")
+        assert "(No space left on device); free disk space" in line
+    assert "0/3 pages read, 3 failed  0 lines" in out
+    assert "Traceback" not in err
+
+
 FILE_SIZE_LIMITED = """
 import json, sys
 import numpy as np
