@@ -129,7 +129,7 @@ def run_measured(code: str, cwd: Path, *args: str) -> dict[str, object]:
 
 
 # Reading a blank page of 40 million pixels (120 MB as RGB) with the onnx engine
-# peaked at about 1.1 GB on a 2-core test machine; this leaves room above that.
+# peaked at about 1.1 GB on a 2-core test machine. The limit leaves room above it.
 MAX_RSS_MB = 2000
 
 
