@@ -24,6 +24,8 @@ if [ "$with_test" = 1 ]; then
     # Chromium for the browser tests, Tesseract as the accuracy and speed peer.
     command -v chromium >/dev/null || apt_packages+=(chromium)
     command -v tesseract >/dev/null || apt_packages+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-spa)
+    # LibreOffice Calc opens exported CSV files as a spreadsheet user would.
+    command -v soffice >/dev/null || apt_packages+=(libreoffice-calc-nogui)
 fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
