@@ -201,13 +201,15 @@ def read_page(task: PageTask) -> PageResult:
         )
         return PageResult(page=page, lines=lines, image_path=image_path)
     except OcrkitError as exc:
-        log.warning("page %d of %s failed: %s", task.page_index + 1, task.path, exc)
+        name = task.name or task.path
+        log.warning("page %d of %s failed: %s", task.page_index + 1, name, exc)
         return PageResult(base, [], error=str(exc), error_kind=type(exc).__name__)
     except MemoryError:
         message = "out of memory while reading the page; lower the dpi"
         return PageResult(base, [], error=message, error_kind="MemoryError")
     except Exception as exc:  # a bug or an engine error ocrkit does not know yet
-        log.exception("page %d of %s failed", task.page_index + 1, task.path)
+        name = task.name or task.path
+        log.exception("page %d of %s failed", task.page_index + 1, name)
         message = f"unexpected {type(exc).__name__}: {exc}; see the log for details"
         return PageResult(base, [], error=message, error_kind="EngineError")
 
