@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import tornado.netutil
 import tornado.web
 import tornado.websocket
 from conftest import make_text_pdf
+from processes import free_port
 
 from ocrkit.serve import HEALTH_PATH, MIB, WORKBENCH
 from ocrkit.server import SERVICE, health_handlers
@@ -91,12 +91,6 @@ def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_notebook(folder: Path) -> Path:

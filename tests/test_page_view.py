@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
 import pytest
 import traitlets
 from PIL import Image
+from processes import free_port, stop_process_tree
 
 from ocrkit.models import Line, LineOrigin
 from ocrkit.widgets import PageView, line_to_dict
@@ -359,12 +359,6 @@ class VoilaServer:
     events: Path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -375,23 +369,6 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
                 return
         time.sleep(0.2)
     pytest.fail(f"voila did not listen on port {port} within 90 s:\n{log.read_text()}")
-
-
-def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
-    """Stop voila and the kernels it started, by process id."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    for child in children:
-        if child.is_running():
-            child.kill()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import secrets
-import socket
 import subprocess
 import time
 import urllib.request
@@ -20,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
-import psutil
 import pytest
 from playwright.sync_api import expect
+from processes import free_port, stop_process_tree
 
 from ocrkit.serve import HEALTH_PATH, dashboard_argv, server_env
 from ocrkit.store import Store
@@ -55,12 +54,6 @@ class Dashboard:
     log: Path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 120
     url = f"http://127.0.0.1:{port}{HEALTH_PATH}"
@@ -76,23 +69,6 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], log: Path) -> None
         except OSError:
             time.sleep(0.3)
     pytest.fail(f"the dashboard was not healthy within 120 s:\n{log.read_text()}")
-
-
-def stop_process_tree(process: subprocess.Popen[bytes]) -> None:
-    """Stop the dashboard, its kernels and their reading workers, by process id."""
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    for child in children:
-        if child.is_running():
-            child.kill()
 
 
 @pytest.fixture(scope="module")
