@@ -248,6 +248,22 @@ def test_read_again_keeps_edited_line(bench: Workbench, pdf: Path) -> None:
     assert [line["text"] for line in bench.page_view.lines] == texts
 
 
+def test_late_keystrokes_stay_on_their_line(bench: Workbench, pdf: Path) -> None:
+    document_id = add_and_read(bench, pdf)
+    first, second = bench.page_lines[0], bench.page_lines[1]
+    bench.select_line(second.id)
+    typed_into = bench.editor.text
+    bench.select_line(first.id)
+    # Text typed into the second line reaches the kernel after the first line
+    # was selected, as fast typing followed by a click does.
+    typed_into.value = second.text + " ÑOÑO"
+    bench.editor.flush()
+    assert bench.store.line(second.id).text == second.text + " ÑOÑO"
+    assert bench.store.line(first.id).text == first.text
+    assert bench.editor.text.value == first.text
+    assert document_id == first.document_id
+
+
 # -- selection and navigation ----------------------------------------------------
 
 

@@ -8,6 +8,7 @@ follows, and the stored text matches the shown text within ``save_delay``.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import threading
@@ -67,15 +68,9 @@ class LineEditor:
 
         self.title = widgets.HTML()
         self.title.add_class("okw-editor-title")
-        self.text = widgets.Text(
-            placeholder="Select a line on the page or in the list",
-            continuous_update=True,
-            disabled=True,
-            layout=widgets.Layout(width="100%"),
-        )
-        self.text.add_class("okw-editor-text")
-        self.text.observe(guard("Saving the text")(self._on_text), "value")
-        self.text.on_msg(guard("Saving the text")(self._on_text_msg))
+        self.text = self._text_field(None, "")
+        self._previous_text: widgets.Text | None = None
+        self.text_slot = widgets.Box([self.text], layout=widgets.Layout(width="100%"))
         self.status = widgets.HTML()
         self.status.add_class("okw-save-status")
 
@@ -117,7 +112,7 @@ class LineEditor:
         self.widget = widgets.VBox(
             [
                 self.title,
-                self.text,
+                self.text_slot,
                 self.status,
                 widgets.HBox([self.verified, self.read_again, self.delete]),
                 widgets.HBox([self.undo, self.redo]),
@@ -128,23 +123,55 @@ class LineEditor:
 
     # -- showing a line ------------------------------------------------------------
 
+    def _text_field(self, line_id: int | None, text: str) -> widgets.Text:
+        """Return a text box whose changes are saved to line ``line_id`` only.
+
+        Each line gets its own text box. The browser sends typed text with some
+        delay, and keystrokes that arrive after another line was selected must
+        still go to the line they were typed into, never to the line now shown.
+        """
+        guard = self.feedback.guard
+        field = widgets.Text(
+            value=text,
+            placeholder=(
+                "Type the line's text"
+                if line_id is not None
+                else "Select a line on the page or in the list"
+            ),
+            continuous_update=True,
+            disabled=line_id is None,
+            layout=widgets.Layout(width="100%"),
+        )
+        field.add_class("okw-editor-text")
+        field.observe(
+            guard("Saving the text")(functools.partial(self._on_text, line_id)),
+            "value",
+        )
+        field.on_msg(guard("Saving the text")(self._on_text_msg))
+        return field
+
     def set_line(self, line: Line | None) -> None:
         """Show a line (or none); a pending change of the previous one is saved."""
         self.flush()
         self.line = line
         self._loading = True
         try:
+            # The box before the last is closed; the last stays open a while to
+            # take keystrokes still on their way from the browser.
+            if self._previous_text is not None:
+                self._previous_text.close()
+            self._previous_text = self.text
+            self.text = self._text_field(
+                line.id if line else None, line.text if line else ""
+            )
+            self.text_slot.children = (self.text,)
             if line is None:
                 self.title.value = '<span class="okw-muted">No line selected</span>'
-                self.text.value = ""
-                self.text.disabled = True
                 self.verified.value = False
                 self.verified.disabled = True
                 self.status.value = ""
             else:
                 self.title.value = line_title(line)
-                self.text.value = line.text
-                self.text.disabled = False
                 self.verified.value = line.verified
                 self.verified.disabled = False
                 self.status.value = ""
@@ -173,11 +200,13 @@ class LineEditor:
 
     # -- saving --------------------------------------------------------------------
 
-    def _on_text(self, change: dict[str, Any]) -> None:
-        if self._loading or self.line is None:
+    def _on_text(self, line_id: int | None, change: dict[str, Any]) -> None:
+        if self._loading or line_id is None:
             return
         with self.lock:
-            self._pending = (self.line.id, str(change["new"]))
+            if self._pending is not None and self._pending[0] != line_id:
+                self.flush()
+            self._pending = (line_id, str(change["new"]))
             self.status.value = '<span class="okw-muted">Saving…</span>'
             if self._timer is not None:
                 self._timer.cancel()
