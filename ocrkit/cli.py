@@ -16,7 +16,14 @@ from typing import Literal
 
 from ocrkit import __version__
 from ocrkit.config import load_settings
-from ocrkit.errors import ExitCode, InputFileError, NotFoundError, OcrkitError
+from ocrkit.engines import engine_names
+from ocrkit.errors import (
+    EngineError,
+    ExitCode,
+    InputFileError,
+    NotFoundError,
+    OcrkitError,
+)
 from ocrkit.export import FORMATS, export_lines, lines_frame
 from ocrkit.models import Document
 from ocrkit.reading import ReadProgress, page_pool, read_document
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     ocr.add_argument("--password", help="password of encrypted PDFs")
     ocr.add_argument(
         "--dpi",
-        type=float,
+        type=_positive_number,
         default=settings.dpi,
         help="PDF render resolution in dots per inch (default: %(default)g)",
     )
@@ -132,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DOCUMENT",
         help="id or file name (default: all)",
     )
-    export.add_argument("--format", choices=FORMATS, default="csv")
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="table format (default: from the file name's suffix, else csv)",
+    )
     export.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
     export.add_argument(
         "--bom",
@@ -169,7 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except OcrkitError as exc:  # an invalid OCRKIT_* environment variable
+        print(f"ocrkit: error: {exc}", file=sys.stderr)
+        return int(ExitCode.usage)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -188,18 +203,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _add_files(
     store: Store, files: Sequence[Path], password: str | None
-) -> list[Document]:
+) -> tuple[list[Document], ExitCode]:
+    """Add each file; a bad file is reported and the others are still added."""
     documents = []
+    worst = ExitCode.ok
     for path in files:
-        document = store.add_file(path, password=password)
+        try:
+            document = store.add_file(path, password=password)
+        except InputFileError as exc:
+            print(f"ocrkit: error: {exc}", file=sys.stderr)
+            worst = ExitCode.input_file
+            continue
         documents.append(document)
         print(f"{document.id}  {document.page_count:>4} pages  {document.filename}")
-    return documents
+    return documents, worst
 
 
 def _cmd_add(store: Store, args: argparse.Namespace) -> ExitCode:
-    _add_files(store, args.files, args.password)
-    return ExitCode.ok
+    return _add_files(store, args.files, args.password)[1]
 
 
 def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
@@ -209,7 +230,10 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
         raise OcrkitError("name files to read, or give --all to read every document")
     if args.workers is not None and args.workers < 1:
         raise OcrkitError("--workers must be 1 or more")
-    documents = _add_files(store, args.files, args.password) if args.files else []
+    if args.engine not in engine_names():
+        known = ", ".join(engine_names())
+        raise EngineError(f"unknown engine {args.engine!r}; choose one of: {known}")
+    documents, worst = _add_files(store, args.files, args.password)
     if args.all:
         documents = store.documents()
     settings = load_settings()
@@ -218,7 +242,6 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
         executor = None
     elif args.workers is not None:
         executor = page_pool(args.workers)
-    worst = ExitCode.ok
     try:
         for document in documents:
             pages = range(document.page_count) if args.again else None
@@ -258,7 +281,7 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
                 worst = ExitCode.engine
             elif "StoreError" in report.failures.values():
                 worst = ExitCode.store
-            elif report.failures and worst == ExitCode.ok:
+            elif report.failures and worst in (ExitCode.ok, ExitCode.input_file):
                 worst = ExitCode.input_file
             stored = store.pages(document.id)
             done = sum(1 for p in stored if p.status in ("done", "no_text"))
@@ -299,9 +322,14 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> ExitCode:
         frame = lines_frame(store, args.documents or None)
     except NotFoundError as exc:
         raise OcrkitError(str(exc)) from exc
-    if args.output.exists() and args.output.is_dir():
-        raise InputFileError(args.output, "is a folder", fix="Give a file name with -o")
-    export_lines(frame, args.output, args.format, bom=args.bom)
+    if args.output.is_dir():
+        raise OcrkitError(f"{args.output} is a folder; give a file name with -o")
+    if not args.output.parent.is_dir():
+        raise OcrkitError(
+            f"the folder {args.output.parent} does not exist; create it first"
+        )
+    fmt = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "csv")
+    export_lines(frame, args.output, fmt, bom=args.bom)
     print(f"{len(frame)} lines written to {args.output}", file=sys.stderr)
     return ExitCode.ok
 
@@ -356,6 +384,20 @@ _COMMANDS = {
     "serve": _cmd_serve,
     "dashboard": _cmd_serve,
 }
+
+
+_SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
+
+
+def _positive_number(text: str) -> float:
+    """Parse a command-line number that must be greater than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than zero")
+    return value
 
 
 def run() -> None:

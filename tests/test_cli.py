@@ -133,3 +133,48 @@ def test_password_on_command_line(tmp_path: Path, corpus: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "1/1 pages read" in done.stdout
+
+
+def test_bad_file_does_not_stop_the_batch(tmp_path: Path, corpus: Path) -> None:
+    done = ocrkit(
+        "ocr",
+        str(corpus / "invalid.pdf"),
+        str(corpus / "phototest.tif"),
+        storage=tmp_path / "s",
+    )
+    assert done.returncode == 2
+    assert "invalid.pdf: damaged" in done.stderr
+    assert "1/1 pages read" in done.stdout
+    assert "phototest.tif" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["ocr", "--dpi", "-5", "x.pdf"], {}, "must be greater than zero"),
+        (["ls"], {"OCRKIT_DPI": "-3"}, "OCRKIT_DPI='-3' must be greater than zero"),
+        (["ls"], {"OCRKIT_MAX_PIXELS": "abc"}, "is not a number"),
+    ],
+)
+def test_bad_settings_are_usage_errors(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = ocrkit(*args, storage=tmp_path / "s", env=env)
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_export_format_follows_suffix(read_store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "lines.parquet"
+    done = ocrkit("export", "-o", str(target), storage=read_store)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_parquet(target)) >= 12
+
+
+def test_export_into_missing_folder_fails(read_store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "lines.csv"
+    done = ocrkit("export", "-o", str(target), storage=read_store)
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr
+    assert not target.parent.exists()
