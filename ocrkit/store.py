@@ -22,6 +22,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -702,6 +703,7 @@ class Store:
                 return
             self._apply(db, line_id, {"deleted": 1}, bump=True)
             self._log(db, row, "delete", {"deleted": 1})
+            self._renumber(db, row["document_id"], row["page_index"])
 
     def undo(self, document_id: str | None = None) -> dict[str, Any] | None:
         """Undo the latest edit (of one document, or of any); return it or None."""
@@ -728,27 +730,19 @@ class Store:
         return [_edit(row) for row in rows]
 
     def search(self, text: str, *, limit: int = 200) -> list[Line]:
-        """Return lines of every document whose text contains ``text`` (any case)."""
-        pattern = (
-            "%"
-            + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            + "%"
-        )
-        rows = self._query(
-            f"SELECT {_LINE_COLUMNS} FROM lines l JOIN pages p ON "
-            "p.document_id = l.document_id AND p.page_index = l.page_index "
-            "WHERE l.deleted = 0 AND l.text LIKE ? ESCAPE '\\' "
-            "ORDER BY l.document_id, l.page_index, l.reading_order LIMIT ?",
-            (pattern, limit),
-        )
-        found = [_line(row) for row in rows]
-        # SQLite's LIKE folds ASCII only; fold the rest here.
-        needle = text.casefold()
-        if needle != text.lower() or not text.isascii():
-            found = [line for line in self.lines() if needle in line.text.casefold()][
-                :limit
-            ]
-        return found
+        """Return lines of every document whose text contains ``text``.
+
+        Case and accents are ignored, so "pena" finds "Peña" and "ALVAREZ" finds
+        "Álvarez".
+        """
+        needle = _fold(text)
+        if not needle:
+            return []
+        rows = self._query("SELECT id, text FROM lines WHERE deleted = 0 ORDER BY id")
+        ids = [row["id"] for row in rows if needle in _fold(row["text"])]
+        found = [self.line(line_id) for line_id in ids[: limit * 4]]
+        found.sort(key=lambda line: (line.document_id, line.page_index, line.order))
+        return found[:limit]
 
     def integrity_check(self) -> list[str]:
         """Return the problems SQLite and the store's own checks find; empty if none."""
@@ -998,6 +992,12 @@ def _display_name(filename: str) -> str:
     name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
     name = "".join(ch for ch in name if ch.isprintable())
     return name or "unnamed"
+
+
+def _fold(text: str) -> str:
+    """Return text without case and accents, for searching."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 def _clean_text(text: str) -> str:

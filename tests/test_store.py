@@ -268,7 +268,10 @@ def test_search_folds_case_and_accents_kept(
     store.edit_line(line.id, text="ÁLVAREZ y Peña")
     assert [found.id for found in store.search("álvarez")] == [line.id]
     assert [found.id for found in store.search("peña")] == [line.id]
+    assert [found.id for found in store.search("alvarez")] == [line.id]
+    assert [found.id for found in store.search("PENA")] == [line.id]
     assert store.search("50%") == []
+    assert store.search("") == []
 
 
 def test_delete_document_removes_everything(
@@ -315,3 +318,19 @@ def test_damaged_upload_message_hides_store_path(store: Store) -> None:
         store.add_bytes(b"%PDF-1.4\n%%EOF", "acta rota.pdf")
     assert str(raised.value).startswith("acta rota.pdf: damaged")
     assert str(store.root) not in str(raised.value)
+
+
+def test_delete_renumbers_the_page(
+    store: Store, tmp_path: Path, fake_engine: FakeEngine
+) -> None:
+    document = store.add_file(make_text_pdf(tmp_path / "a.pdf", [["a", "b", "c"]]))
+    read_document(store, document.id, engine="fake")
+    first, second, third = store.lines(document.id)
+    store.delete_line(second.id)
+    assert [line.order for line in store.lines(document.id)] == [0, 1]
+    store.undo(document.id)
+    assert [line.id for line in store.lines(document.id)] == [
+        first.id,
+        second.id,
+        third.id,
+    ]
