@@ -438,9 +438,14 @@ class Store:
 
     def page(self, document_id: str, page_index: int) -> Page:
         """Return one page."""
-        for page in self.pages(document_id):
-            if page.index == page_index:
-                return page
+        rows = self._query(
+            "SELECT p.*, (SELECT COUNT(*) FROM lines l WHERE l.document_id = "
+            "p.document_id AND l.page_index = p.page_index AND l.deleted = 0) AS n "
+            "FROM pages p WHERE p.document_id = ? AND p.page_index = ?",
+            (document_id, page_index),
+        )
+        if rows:
+            return _page(rows[0])
         raise NotFoundError(f"document {document_id} has no page {page_index + 1}")
 
     def page_image_path(self, document_id: str, page_index: int, dpi: float) -> Path:
