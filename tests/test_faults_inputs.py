@@ -107,12 +107,15 @@ def run_measured(code: str, cwd: Path, *args: str) -> dict[str, object]:
     """Run Python code in a fresh process; return its JSON output and peak RSS.
 
     The code prints one JSON object as its last line of output. ``max_rss_mb`` is
-    the process's own peak resident memory from ``getrusage``.
+    the process's own peak resident memory, VmHWM from ``/proc/self/status``.
+    Linux keeps ``getrusage``'s ``ru_maxrss`` across fork and exec, so that would
+    report the test runner's own peak instead.
     """
     footer = (
-        "\nimport json as _json, resource as _resource\n"
+        "\nimport json as _json, re as _re\n"
+        "_status = open('/proc/self/status').read()\n"
         "_result['max_rss_mb'] = "
-        "_resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+        "int(_re.search(r'VmHWM:\\s+(\\d+) kB', _status).group(1)) / 1024\n"
         "print(_json.dumps(_result))\n"
     )
     done = subprocess.run(
