@@ -148,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--bom",
         action="store_true",
-        help="start a CSV with a byte order mark, so Excel shows accents right",
+        help=(
+            "write a CSV for spreadsheets: a byte order mark, so Excel shows accents "
+            "right, and cells starting with = + - @ kept from running as formulas"
+        ),
     )
     for name, help_text in (
         ("serve", "start JupyterLab with the notebooks and the workbench dashboard"),

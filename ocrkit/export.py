@@ -51,6 +51,8 @@ _DTYPES = {
 }
 # C0 control characters other than tab and newline, which spreadsheets show as junk
 # or cut cells at.
+# A cell starting with one of these runs as a formula in Excel and LibreOffice.
+_FORMULA_START = re.compile(r"^([=+\-@])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -89,9 +91,11 @@ def export_lines(
     """Write a line table as CSV, Parquet or JSON Lines.
 
     CSV is UTF-8; ``bom=True`` starts it with a byte order mark so that Excel
-    recognises UTF-8 and shows accents. In CSV text, carriage returns become
-    newlines and other control characters except tab are removed; Parquet and
-    JSON Lines keep the text as is.
+    recognises UTF-8 and shows accents. Such a CSV is meant for a spreadsheet, so
+    text cells that a spreadsheet would run as a formula (starting with ``=``,
+    ``+``, ``-`` or ``@``) get a leading apostrophe, which spreadsheets show as
+    plain text. In CSV text, carriage returns become newlines and other control
+    characters except tab are removed. Parquet and JSON Lines keep the text as is.
     """
     path = Path(path)
     if fmt not in FORMATS:
@@ -106,6 +110,11 @@ def export_lines(
         # "\r", which CSV readers then take as the end of the row.
         text = clean["text"].str.replace(r"\r\n?", "\n", regex=True)
         clean["text"] = text.str.replace(_CONTROL, "", regex=True)
+        if bom:
+            for column in ("text", "file"):
+                clean[column] = clean[column].str.replace(
+                    _FORMULA_START, r"'\1", regex=True
+                )
         clean.to_csv(
             path,
             index=False,

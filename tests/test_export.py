@@ -139,3 +139,38 @@ def test_frame_of_one_page(filled: Store) -> None:
     frame = lines_frame(filled, "acta.pdf", page=2)
     assert frame["page"].tolist() == [2]
     assert frame["text"].tolist() == ["line 1"]
+
+
+def test_spreadsheet_csv_defuses_formulas(tmp_path: Path) -> None:
+    texts = ["=1+1", "+34 91 123 45 67", "@SUMA(A1)", "-5 grados", "Año = 1987"]
+    rows = [
+        {
+            "document": "d",
+            "file": "=cmd.pdf",
+            "page": 1,
+            "line": n + 1,
+            "x0": 0,
+            "y0": 0,
+            "x1": 1,
+            "y1": 1,
+            "text": text,
+            "confidence": 1.0,
+            "origin": "ocr",
+            "verified": False,
+            "line_id": n,
+            "updated_at": "2026-01-01T00:00:00Z",
+        }
+        for n, text in enumerate(texts)
+    ]
+    frame = frame_from_rows(rows)
+    excel = read_lines(export_lines(frame, tmp_path / "excel.csv", "csv", bom=True))
+    assert excel["text"].tolist() == [
+        "'=1+1",
+        "'+34 91 123 45 67",
+        "'@SUMA(A1)",
+        "'-5 grados",
+        "Año = 1987",
+    ]
+    assert excel["file"].unique().tolist() == ["'=cmd.pdf"]
+    plain = read_lines(export_lines(frame, tmp_path / "plain.csv", "csv"))
+    assert plain["text"].tolist() == texts
