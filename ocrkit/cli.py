@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=None,
-        help="pages read in parallel, each in its own process (default: one per "
-        "core for documents of 8 pages or more read by OCR, else 1)",
+        help="pages read in parallel, each in its own process (default: one per 2 "
+        "cores for documents of 8 pages or more read by OCR, else 1)",
     )
 
     commands.add_parser("ls", help="list documents with their pages and lines")
