@@ -325,6 +325,19 @@ def work_tesseract_batch(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "pages": len(job["images"])}
 
 
+def fixed_pool(spec: str) -> Any:
+    """Start a pool from ``pool:WORKERS:THREADS``, with that many model threads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _, workers, threads = spec.split(":")
+    # Workers come from a fork server started now, so they inherit this setting.
+    os.environ["OCRKIT_THREADS"] = threads
+    os.environ["OMP_NUM_THREADS"] = threads
+    context = multiprocessing.get_context("forkserver")
+    return ProcessPoolExecutor(max_workers=int(workers), mp_context=context)
+
+
 def work_document(job: dict[str, Any]) -> dict[str, Any]:
     """Read a whole document with ``read_document``, sampling RSS at every page."""
     from ocrkit.reading import ReadProgress, read_document
@@ -337,7 +350,9 @@ def work_document(job: dict[str, Any]) -> dict[str, Any]:
         if event.done in (1, 10, event.total) or event.done % 25 == 0:
             rss_by_page[event.done] = tree_rss(pid)
 
-    executor = None if job["executor"] == "none" else "auto"
+    executor: Any = {"none": None, "auto": "auto"}.get(job["executor"])
+    if job["executor"].startswith("pool:"):
+        executor = fixed_pool(job["executor"])
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder)) as store:
         document = store.add_file(job["file"])
         pages = range(min(job["pages"], document.page_count))
@@ -352,6 +367,8 @@ def work_document(job: dict[str, Any]) -> dict[str, Any]:
         )
         seconds = time.perf_counter() - started
         lines = sum(page.line_count for page in store.pages(document.id))
+    if executor not in (None, "auto"):
+        executor.shutdown()
     return {
         "seconds": seconds,
         "pages": len(report.pages),
@@ -548,7 +565,14 @@ def measure_documents(
     read(
         f"ocrkit onnx, one page at a time in one process, first {sample} pages",
         {**document, "pages": sample, "executor": "none"},
+        f"{cores} model threads",
     )
+    for workers, threads in ((1, cores), (cores, 1), (cores, cores)):
+        read(
+            f"ocrkit onnx, pool of {workers} x {threads} threads, first {sample} pages",
+            {**document, "pages": sample, "executor": f"pool:{workers}:{threads}"},
+            "processes x model threads",
+        )
     images = render_document(scan, sample, folder)
     names = {reader.kind: reader for reader in readers}
     if "tesseract" in names and not names["tesseract"].missing:
