@@ -567,7 +567,9 @@ def measure_documents(
         {**document, "pages": sample, "executor": "none"},
         f"{cores} model threads",
     )
-    for workers, threads in ((1, cores), (cores, 1), (cores, cores)):
+    # A pool's start-up would swamp the rate of a few pages.
+    splits = ((1, cores), (cores, 1), (cores, cores)) if sample >= 8 else ()
+    for workers, threads in splits:
         read(
             f"ocrkit onnx, pool of {workers} x {threads} threads, first {sample} pages",
             {**document, "pages": sample, "executor": f"pool:{workers}:{threads}"},
