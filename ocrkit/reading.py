@@ -57,7 +57,7 @@ class PageTask:
 
 @dataclass(frozen=True)
 class PageResult:
-    """What a worker read on one page; ``error`` is set when it failed."""
+    """Result of reading one page; ``error`` is set when reading failed."""
 
     page: Page
     lines: list[RecognizedLine]

@@ -26,7 +26,7 @@ DEFAULT_DPI = 200
 DEFAULT_MAX_PIXELS = 40_000_000
 MIN_DPI = 24
 IMAGE_DEFAULT_DPI = 72.0
-# What Pillow 13 raises on damaged or truncated image files. Besides OSError, a
+# Exceptions Pillow 13 raises on damaged or truncated image files. Besides OSError, a
 # TIFF cut before its first IFD raises TypeError ("Missing dimensions"), and the
 # PNG, GIF and TIFF plugins raise EOFError when a frame is missing.
 _IMAGE_ERRORS = (

@@ -45,7 +45,7 @@ def strip_bounds(height: int, width: int) -> list[tuple[int, int, int, int]]:
     """Return ``(top, bottom, keep_top, keep_bottom)`` rows of each strip.
 
     Strips overlap; the keep ranges do not, and together they cover every row, so
-    a line belongs to the strip whose keep range holds its centre.
+    a line belongs to the strip whose keep range contains its centre.
     """
     size = max(1, round(STRIP_HEIGHT_RATIO * width))
     step = max(1, size - round(STRIP_OVERLAP * size))
