@@ -16,6 +16,7 @@ from ocrkit.models import LineOrigin, PageStatus
 from ocrkit.reading import read_document
 from ocrkit.sources import Source
 from ocrkit.store import Store
+from ocrkit.widgets.page_images import PageImages
 
 
 def normalise(text: str) -> str:
@@ -146,11 +147,45 @@ def test_read_document_stores_text_lines(store: Store, corpus: Path) -> None:
     assert page.engine == "text"
     assert page.dpi == pytest.approx(200, abs=0.5)
     assert page.width_px == pytest.approx(595.276 * page.dpi / 72, abs=1)
-    assert store.cached_page_image(document.id, 0) is not None
+    # Text-layer pages are rendered when shown, not while reading.
+    assert store.cached_page_image(document.id, 0) is None
+    assert not any((store.root / "pages").rglob("*"))
     assert len(lines) == 91
     assert all(line.origin == LineOrigin.text_layer for line in lines)
     assert all(line.confidence == 1.0 for line in lines)
     assert "Two-Column Document with Lorem Ipsum" in [line.text for line in lines]
+
+
+@pytest.mark.parametrize("rotation", [0, 90])
+def test_page_view_renders_text_pages(
+    store: Store, tmp_path: Path, corpus: Path, rotation: int
+) -> None:
+    path = build_pdf(
+        tmp_path / f"turned-{rotation}.pdf", [(corpus / "multicolumn.pdf", 0)], rotation
+    )
+    document = store.add_file(path)
+    read_document(store, document.id, engine="text")
+    page = store.page(document.id, 0)
+    assert store.cached_page_image(document.id, 0) is None
+
+    images = PageImages(store)
+    try:
+        image = images.page_image(page)
+    finally:
+        images.close()
+    height, width = image.shape[:2]
+    assert width == pytest.approx(page.width_px, abs=1)
+    assert height == pytest.approx(page.height_px, abs=1)
+    on_ink = []
+    shifted = []
+    for line in store.lines(document.id, 0):
+        x0, y0, x1, y1 = line.bbox
+        on_ink.append(ink_share(image, line.bbox))
+        step = 2 * min(x1 - x0, y1 - y0)
+        shifted.append(ink_share(image, (x0 + step, y0 + step, x1 + step, y1 + step)))
+    assert len(on_ink) == 91
+    assert min(on_ink) > 0.03
+    assert float(np.median(on_ink)) > 2 * float(np.median(shifted))
 
 
 @pytest.mark.parametrize("index", [0, 2])

@@ -134,8 +134,10 @@ def test_killed_reading_resumes_where_it_stopped(tmp_path: Path) -> None:
         [page_lines(n) for n in range(1, KILL_PAGES + 1)],
     )
     storage = tmp_path / "storage"
+    # OCR, not the text layer, which reads all 20 pages before the kill can land.
+    ocr = ("ocr", "--engine", "onnx", str(pdf))
 
-    first = ocrkit_process(storage, "ocr", str(pdf))
+    first = ocrkit_process(storage, *ocr)
     deadline = time.monotonic() + 300
     while count_done(storage / "ocrkit.sqlite") < 3:
         assert first.poll() is None, first.communicate()
@@ -165,7 +167,7 @@ def test_killed_reading_resumes_where_it_stopped(tmp_path: Path) -> None:
             assert status == "pending"
             assert lines == []
 
-    second = ocrkit_process(storage, "ocr", str(pdf))
+    second = ocrkit_process(storage, *ocr)
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err
     assert f"{KILL_PAGES}/{KILL_PAGES} pages read" in out
