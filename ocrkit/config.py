@@ -10,15 +10,20 @@
 | ``OCRKIT_UPLOAD_LIMIT_MB`` | largest file the workbench accepts, in MB | 200 |
 | ``OCRKIT_IP`` | the address the workbench listens on | ``127.0.0.1`` |
 | ``OCRKIT_TOKEN`` | the token that opens the workbench | a new random one |
+| ``OCRKIT_RUNTIME`` | what runs the onnx engine: openvino or onnxruntime | openvino |
+| ``OCRKIT_THREADS`` | threads the engine's models use in each process | all cores |
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocrkit.errors import OcrkitError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,31 @@ def _number(name: str, default: str, kind: type[int] | type[float]) -> int | flo
     return value
 
 
+RUNTIMES = ("openvino", "onnxruntime")
+
+
+def env_threads() -> int | None:
+    """Return ``OCRKIT_THREADS`` as a thread count, or None when unset or invalid."""
+    raw = os.environ.get("OCRKIT_THREADS", "").strip()
+    if not raw:
+        return None
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        log.warning("OCRKIT_THREADS=%r is not a whole number; using every core", raw)
+        return None
+
+
 def load_settings() -> Settings:
-    """Read the settings from the environment."""
+    """Read the settings from the environment, raising ``OcrkitError`` if invalid."""
+    runtime = os.environ.get("OCRKIT_RUNTIME", "").strip().lower()
+    if runtime and runtime not in RUNTIMES:
+        raise OcrkitError(
+            f"OCRKIT_RUNTIME={runtime!r} is invalid; "
+            f"give one of: {', '.join(RUNTIMES)}, or unset it"
+        )
+    if os.environ.get("OCRKIT_THREADS", "").strip():
+        _number("OCRKIT_THREADS", "", int)
     return Settings(
         storage=Path(os.environ.get("OCRKIT_STORAGE") or "storage"),
         dpi=float(_number("OCRKIT_DPI", "200", float)),

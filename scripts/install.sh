@@ -71,10 +71,11 @@ if len(opencv) != 1:
         "pip install --force-reinstall --no-deps opencv-python-headless==5.1.0.95"
     )
 
-import cv2, onnxruntime, pymupdf, rapidocr  # fail now, not at the first page
+import cv2, onnxruntime, openvino, pymupdf, rapidocr  # fail now, not at the first page
 import paddle, paddleocr  # noqa: E401
 
 print(f"ocrkit installed: OpenCV {cv2.__version__} ({opencv[0]}), ONNX Runtime "
-      f"{onnxruntime.__version__}, PyMuPDF {pymupdf.__version__}, PaddlePaddle "
-      f"{paddle.__version__}, PaddleOCR {paddleocr.__version__}")
+      f"{onnxruntime.__version__}, OpenVINO {openvino.get_version().split('-')[0]}, "
+      f"PyMuPDF {pymupdf.__version__}, PaddlePaddle {paddle.__version__}, "
+      f"PaddleOCR {paddleocr.__version__}")
 PY

@@ -154,6 +154,8 @@ def test_bad_file_does_not_stop_the_batch(tmp_path: Path, corpus: Path) -> None:
         (["ocr", "--dpi", "-5", "x.pdf"], {}, "must be greater than zero"),
         (["ls"], {"OCRKIT_DPI": "-3"}, "OCRKIT_DPI='-3' must be greater than zero"),
         (["ls"], {"OCRKIT_MAX_PIXELS": "abc"}, "is not a number"),
+        (["ls"], {"OCRKIT_RUNTIME": "cuda"}, "give one of: openvino, onnxruntime"),
+        (["ls"], {"OCRKIT_THREADS": "two"}, "OCRKIT_THREADS='two' is not a number"),
     ],
 )
 def test_bad_settings_are_usage_errors(

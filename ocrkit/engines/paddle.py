@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ocrkit.config import env_threads
 from ocrkit.engines import paddle_models
 from ocrkit.errors import EngineError, MissingDependencyError
 from ocrkit.models import Poly, RecognizedLine
@@ -59,7 +60,8 @@ class PaddleEngine:
             detector; larger pages are scaled down for detection only.
         text_rec_score_thresh: lines the recognizer scores below this are dropped.
         enable_mkldnn: run on oneDNN on CPU, about five times faster.
-        cpu_threads: threads per model; defaults to the number of cores.
+        cpu_threads: threads per model; None takes ``OCRKIT_THREADS``, or the
+            number of cores when it is unset.
     """
 
     name = "paddle"
@@ -88,7 +90,7 @@ class PaddleEngine:
             "text_det_limit_side_len": text_det_limit_side_len,
             "text_rec_score_thresh": text_rec_score_thresh,
             "enable_mkldnn": enable_mkldnn,
-            "cpu_threads": cpu_threads or os.cpu_count() or 1,
+            "cpu_threads": cpu_threads or env_threads() or os.cpu_count() or 1,
         }
         self._ocr: Any = None
         self._recognizer: Any = None

@@ -1,0 +1,90 @@
+"""The default engine on its two runtimes, OpenVINO and ONNX Runtime."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import pytest
+
+from ocrkit.engines.onnx import OnnxEngine, _OpenVinoSession
+from ocrkit.errors import EngineError
+from ocrkit.sources import Source
+
+
+@pytest.fixture(scope="module")
+def acta(corpus: Path) -> np.ndarray:
+    with Source(corpus / "acta-municipal-es.pdf") as source:
+        return source.render(0).image
+
+
+@pytest.fixture(scope="module")
+def openvino_engine() -> OnnxEngine:
+    return OnnxEngine(runtime="openvino")
+
+
+def page_text(engine: OnnxEngine, image: np.ndarray) -> str:
+    return "\n".join(line.text for line in engine.recognize(image))
+
+
+def test_openvino_is_the_default_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OCRKIT_RUNTIME", raising=False)
+    engine = OnnxEngine()
+    assert engine.options["runtime"] == "openvino"
+    assert "openvino" in engine.model
+
+
+def test_runtime_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCRKIT_RUNTIME", "onnxruntime")
+    assert OnnxEngine().options["runtime"] == "onnxruntime"
+    assert OnnxEngine(runtime="openvino").options["runtime"] == "openvino"
+
+
+def test_invalid_runtime_names_choices() -> None:
+    with pytest.raises(EngineError, match="openvino, onnxruntime"):
+        OnnxEngine(runtime="cuda")
+
+
+def test_runtimes_read_same_spanish_text(
+    openvino_engine: OnnxEngine, acta: np.ndarray
+) -> None:
+    on_openvino = page_text(openvino_engine, acta)
+    on_onnxruntime = page_text(OnnxEngine(runtime="onnxruntime"), acta)
+    assert "Peña" in on_openvino
+    assert "¿" in on_openvino
+    # The runtimes round floating point differently; a character may differ.
+    assert jiwer.cer(on_onnxruntime, on_openvino) < 0.005
+
+
+def test_openvino_memory_is_bounded(
+    openvino_engine: OnnxEngine, acta: np.ndarray
+) -> None:
+    openvino_engine.recognize(acta)
+    ocr = openvino_engine._load()
+    sessions = [ocr.text_det.session, ocr.text_cls.session, ocr.text_rec.session]
+    assert all(isinstance(session, _OpenVinoSession) for session in sessions)
+    assert [session.release for session in sessions] == [True, False, False]
+
+
+def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
+    with Source(corpus / "phototest.tif") as source:
+        image = source.render(0).image
+    expected = page_text(openvino_engine, image)
+    x0, y0, x1, y1 = (int(v) for v in openvino_engine.recognize(image)[0].bbox)
+    first_line = image[y0 : y1 + 1, x0 : x1 + 1]
+    pages: list[str] = []
+    regions: list[str] = []
+
+    def read() -> None:
+        pages.append(page_text(openvino_engine, image))
+        regions.append(openvino_engine.recognize_region(first_line)[0])
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert pages == [expected] * 3
+    assert regions == [expected.splitlines()[0]] * 3
