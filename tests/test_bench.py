@@ -60,3 +60,12 @@ def test_bench_run_on_one_page(corpus: Path, tmp_path: Path) -> None:
     born_digital = table_rows(report, "ocrkit text engine")
     assert born_digital, "no born-digital row"
     assert born_digital[0][1] == "2"
+    serial = table_rows(report, "ocrkit onnx, one page at a time, 1 model threads")
+    assert serial, "no single-page-at-a-time row"
+    assert serial[0][1] == "2"
+
+    targets = report.split("## Targets", 1)[1]
+    assert "| text engine at least 200 pages per second |" in targets
+    overhead = table_rows(targets, "ocrkit adds at most 5%")
+    assert len(overhead) == 1
+    assert "% on single pages" in overhead[0][1]
