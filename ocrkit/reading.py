@@ -227,15 +227,28 @@ def _read_by_ocr(task: PageTask, engine: Engine, source: Source) -> PageResult:
     return PageResult(page=page, lines=lines, image_path=image_path)
 
 
+@dataclass
+class _OpenFile:
+    """A file a thread keeps open between pages, and when it was opened."""
+
+    key: tuple[object, ...]
+    source: Source
+    resident_at_open: int | None
+    pages: int = 0
+
+
 # The file this thread read its last page from, kept open for the next pages.
-_OPEN_SOURCE = threading.local()
-# Pages read from one opening of a file before it is opened again. MuPDF keeps the
-# fonts a document loaded until the document closes, and FreeType takes longer to
-# drop a font the more fonts are loaded. On a 300-page PDF whose pages embed their
-# own fonts (12 each), one opening for all pages peaked 150 MB higher and took
-# 0.25 s to close (PyMuPDF 2.0, 2 cores). Opening it every 32 pages cost a few
-# milliseconds each time.
-PAGES_PER_OPEN = 32
+_OPEN_FILE = threading.local()
+# MuPDF keeps the fonts a document loaded until the document closes. On a
+# 300-page PDF whose pages embed their own fonts (12 each), one opening for all
+# pages peaked 140 MB higher than opening it every 32 pages (PyMuPDF 2.0, 2
+# cores). On a PDF whose pages share their fonts, each opening loads them again,
+# and the same 300 pages read a quarter slower opened every 64 pages than opened
+# once. So a file is opened again once the process grew by MAX_GROWTH_PER_OPEN
+# bytes since it was opened, or after PAGES_PER_OPEN pages where the process
+# size cannot be read.
+MAX_GROWTH_PER_OPEN = 32 * 2**20
+PAGES_PER_OPEN = 128
 
 
 def open_source(path: str, name: str = "") -> Source:
@@ -243,9 +256,9 @@ def open_source(path: str, name: str = "") -> Source:
 
     A document's pages come one after another, and opening the PDF again for each
     page took longer than reading its text layer. The file is opened again when
-    its path, size or modification time changed, or after ``PAGES_PER_OPEN``
-    pages. One file per thread stays open until ``close_open_source`` or until the
-    thread reads another file.
+    its path, size or modification time changed, or when it was kept open too
+    long (see ``MAX_GROWTH_PER_OPEN``). One file per thread stays open until
+    ``close_open_source`` or until the thread reads another file.
 
     NOTE: a long-lived worker (a Dask worker, a reused process pool) keeps the last
     file it read open, so a deleted document's file keeps its disk space until
@@ -256,22 +269,49 @@ def open_source(path: str, name: str = "") -> Source:
         key: tuple[object, ...] = (path, name, info.st_size, info.st_mtime_ns)
     except OSError:
         key = ()  # Source raises the error that names the file.
-    entry: list[Any] | None = getattr(_OPEN_SOURCE, "entry", None)
-    if entry is not None and key and entry[0] == key and entry[2] < PAGES_PER_OPEN:
-        entry[2] += 1
-        return entry[1]
-    close_open_source()
+    opened: _OpenFile | None = getattr(_OPEN_FILE, "file", None)
+    if opened is not None and key and opened.key == key:
+        if not _kept_too_long(opened):
+            opened.pages += 1
+            return opened.source
+        close_open_source()
+        # Hand the fonts' memory back to the system, so that the growth of the
+        # next opening is measured from a smaller process.
+        _trim_heap()
+    else:
+        close_open_source()
     source = Source(path, name=name or None)
-    _OPEN_SOURCE.entry = [key, source, 1]
+    _OPEN_FILE.file = _OpenFile(key, source, _resident_bytes(), pages=1)
     return source
 
 
 def close_open_source() -> None:
     """Close the file this thread keeps open for its next page, if any."""
-    entry = getattr(_OPEN_SOURCE, "entry", None)
-    _OPEN_SOURCE.entry = None
-    if entry is not None:
-        entry[1].close()
+    opened: _OpenFile | None = getattr(_OPEN_FILE, "file", None)
+    _OPEN_FILE.file = None
+    if opened is not None:
+        opened.source.close()
+
+
+def _kept_too_long(opened: _OpenFile) -> bool:
+    if opened.resident_at_open is None:
+        return opened.pages >= PAGES_PER_OPEN
+    resident = _resident_bytes()
+    if resident is None:
+        return opened.pages >= PAGES_PER_OPEN
+    return resident - opened.resident_at_open > MAX_GROWTH_PER_OPEN
+
+
+def _resident_bytes() -> int | None:
+    """Return this process's resident memory in bytes, or None off Linux."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def page_tasks(

@@ -49,12 +49,31 @@ def test_open_source_reuses_the_file(tmp_path: Path) -> None:
     assert open_source(other) is not first
 
 
-def test_open_source_reopens_after_page_limit(tmp_path: Path) -> None:
+def test_open_source_reopens_after_growth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = str(write_pdf(tmp_path / "a.pdf", ["uno"]))
+    first = open_source(path)
+    assert open_source(path) is first
+    monkeypatch.setattr(reading, "MAX_GROWTH_PER_OPEN", -1)
+    assert open_source(path) is not first
+
+
+def test_open_source_counts_pages_without_proc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "_resident_bytes", lambda: None)
     path = str(write_pdf(tmp_path / "a.pdf", ["uno"]))
     first = open_source(path)
     for _ in range(PAGES_PER_OPEN - 1):
         assert open_source(path) is first
     assert open_source(path) is not first
+
+
+def test_resident_bytes_is_plausible() -> None:
+    resident = reading._resident_bytes()
+    assert resident is not None
+    assert 10 * 2**20 < resident < 64 * 2**30
 
 
 def test_changed_file_is_opened_again(tmp_path: Path) -> None:
@@ -92,11 +111,11 @@ def test_threads_keep_their_own_file(tmp_path: Path) -> None:
 
 
 def test_read_document_closes_the_file(store: Store, tmp_path: Path) -> None:
-    texts = [f"Página {number}" for number in range(1, PAGES_PER_OPEN + 6)]
+    texts = [f"Página {number}" for number in range(1, 41)]
     document = store.add_file(write_pdf(tmp_path / "largo.pdf", texts))
     report = read_document(store, document.id, engine="text", executor=None)
     assert not report.failures
-    assert getattr(reading._OPEN_SOURCE, "entry", None) is None
+    assert getattr(reading._OPEN_FILE, "file", None) is None
     pages = store.pages(document.id)
     assert [page.status for page in pages] == [PageStatus.done] * len(texts)
     first_lines = [store.lines(document.id, page.index)[0].text for page in pages]

@@ -18,6 +18,7 @@ Image files have no text layer and always get OCR.
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import string
@@ -88,7 +89,7 @@ def layer_lines(page: pymupdf.Page) -> list[LayerLine]:
             continue
         for line in block.get("lines", []):
             spans = line.get("spans", [])
-            text = clean_text("".join(span.get("text", "") for span in spans)).strip()
+            text = clean_text("".join([span.get("text", "") for span in spans])).strip()
             if not text:
                 continue
             # The rotation matrix turns by a multiple of 90 degrees, so two
@@ -231,11 +232,13 @@ def text_quality(text: str) -> dict[str, float]:
     letters, lone symbols such as ``€``, numbers and bare punctuation do not count
     either way.
     """
-    characters = [c for c in text if not c.isspace()]
+    # Each distinct character is classified once: a page repeats a few dozen.
+    counts = collections.Counter(text)
+    characters = sum(n for c, n in counts.items() if not c.isspace())
     if not characters:
         return {"broken_share": 0.0, "alnum_share": 0.0, "wordlike_share": 0.0}
-    broken = sum(1 for c in characters if _is_broken(c))
-    alnum = sum(1 for c in characters if c.isalnum())
+    broken = sum(n for c, n in counts.items() if _is_broken(c))
+    alnum = sum(n for c, n in counts.items() if c.isalnum())
     counted = 0
     wordlike = 0
     for token in text.split():
@@ -243,14 +246,15 @@ def text_quality(text: str) -> dict[str, float]:
         letters = [c for c in core if c.isalpha()]
         if len(letters) >= 2:
             counted += 1
-            scripts = {_script(c) for c in letters}
-            if len(letters) >= 0.6 * len(core) and len(scripts) == 1:
+            # ASCII letters are all Latin.
+            one_script = core.isascii() or len({_script(c) for c in letters}) == 1
+            if len(letters) >= 0.6 * len(core) and one_script:
                 wordlike += 1
         elif not letters and len(core) >= 2 and not _is_number(core):
             counted += 1
     return {
-        "broken_share": broken / len(characters),
-        "alnum_share": alnum / len(characters),
+        "broken_share": broken / characters,
+        "alnum_share": alnum / characters,
         # A layer of numbers alone, such as a table of figures, has no words.
         "wordlike_share": wordlike / counted if counted else 1.0,
     }
