@@ -513,14 +513,29 @@ def measure_pages(
 def build_pdf(
     corpus: Path, pages: list[tuple[str, int]], count: int, path: Path
 ) -> None:
-    """Write a PDF of ``count`` pages cycling through corpus pages."""
+    """Write a PDF of ``count`` pages cycling through corpus pages.
+
+    Consecutive pages of one file are inserted in one run, so that they share
+    their fonts as the pages of one real document do.
+    """
     import pymupdf
 
     sources = {name: pymupdf.open(corpus / name) for name, _ in pages}
     output = pymupdf.open()
-    for number in range(count):
-        name, index = pages[number % len(pages)]
-        output.insert_pdf(sources[name], from_page=index, to_page=index)
+    chosen = [pages[number % len(pages)] for number in range(count)]
+    start = 0
+    while start < len(chosen):
+        name, first = chosen[start]
+        end = start + 1
+        while (
+            end < len(chosen)
+            and chosen[end][0] == name
+            and chosen[end][1] == first + (end - start)
+        ):
+            end += 1
+        last = first + (end - start) - 1
+        output.insert_pdf(sources[name], from_page=first, to_page=last)
+        start = end
     output.save(path, garbage=3, deflate=True)
     output.close()
     for source in sources.values():

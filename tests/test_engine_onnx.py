@@ -66,6 +66,7 @@ def test_openvino_memory_is_bounded(
     sessions = [ocr.text_det.session, ocr.text_cls.session, ocr.text_rec.session]
     assert all(isinstance(session, _OpenVinoSession) for session in sessions)
     assert [session.release for session in sessions] == [True, False, False]
+    assert sessions[2].width_step > 1
 
 
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
