@@ -1,8 +1,9 @@
 """The default engine on real corpus pages: text, accents, order, orientation.
 
 Character error rates were measured with the onnx engine (PP-OCRv6 small,
-rapidocr 3.10) at 200 dpi; each threshold leaves headroom above the measured
-value for small differences between machines:
+rapidocr 3.10) at 200 dpi, the same on OpenVINO and on ONNX Runtime; each
+threshold leaves headroom above the measured value for small differences between
+machines:
 
 | page | measured CER | threshold |
 |---|---|---|
