@@ -474,7 +474,7 @@ MIN_PARALLEL_PAGES = 8
 # ONNX Runtime threads (within run-to-run noise) and peaked at 1.8 GB of RSS
 # against 1.1 GB, so 2 cores get no pool.
 # Rendering the next page in a second thread while OpenVINO read the current one
-# gained 1 to 4% on the same pages (within noise) for 140 MB more at peak: the
+# gained 1 to 4% on the same pages (within noise) for 140 MB more at peak. The
 # runtime already keeps both cores busy, so this process reads one page at a time.
 # NOTE: measured on 2 cores only; 2 threads per worker on larger machines is a guess.
 CORES_PER_WORKER = 2
