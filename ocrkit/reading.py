@@ -31,6 +31,7 @@ from ocrkit.sources import (
     DEFAULT_DPI,
     DEFAULT_MAX_PIXELS,
     Source,
+    empty_render_cache,
     fit_dpi,
 )
 from ocrkit.store import Store, write_page_image
@@ -434,15 +435,16 @@ def _run_in_order(
 
 
 def read_page_and_trim(task: PageTask) -> PageResult:
-    """Read one page with ``read_page``, then return freed heap memory to the system.
+    """Read one page with ``read_page``, then return freed memory to the system.
 
     glibc keeps the heap that a page's buffers grew to, so a worker otherwise stays
-    at the size of the largest page it read. Pages read from their text layer
-    allocate no page image and skip the trim. Elsewhere than glibc this is
-    ``read_page``.
+    at the size of the largest page it read, and MuPDF keeps the images it decoded
+    (see ``empty_render_cache``). Pages read from their text layer allocate no
+    page image and skip both. Elsewhere than glibc the heap is not trimmed.
     """
     result, rendered = _read_page(task)
     if rendered:
+        empty_render_cache()
         _trim_heap()
     return result
 

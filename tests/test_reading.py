@@ -120,3 +120,17 @@ def test_read_document_closes_the_file(store: Store, tmp_path: Path) -> None:
     assert [page.status for page in pages] == [PageStatus.done] * len(texts)
     first_lines = [store.lines(document.id, page.index)[0].text for page in pages]
     assert first_lines == texts
+
+
+def test_render_cache_emptied_after_ocr_pages(
+    store: Store, tmp_path: Path, fake_engine: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(reading, "empty_render_cache", lambda: calls.append(1))
+    document = store.add_file(write_pdf(tmp_path / "two.pdf", ["one", "two"]))
+
+    read_document(store, document.id, engine="text", executor=None)
+    assert calls == []
+
+    read_document(store, document.id, pages=[0, 1], engine="fake", executor=None)
+    assert len(calls) == 2
