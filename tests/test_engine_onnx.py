@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from ocrkit.engines.onnx import OnnxEngine, _OpenVinoSession
-from ocrkit.errors import EngineError
+from ocrkit.errors import EngineError, MissingDependencyError
 from ocrkit.sources import Source
 
 
@@ -89,3 +90,17 @@ def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> 
         thread.join()
     assert pages == [expected] * 3
     assert regions == [expected.splitlines()[0]] * 3
+
+
+def test_missing_runtime_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = OnnxEngine(runtime="openvino")
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        return None if name == "openvino" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(MissingDependencyError, match="pip install openvino"):
+        engine.recognize(np.zeros((8, 8, 3), dtype=np.uint8))

@@ -265,11 +265,10 @@ def _recompile_openvino(ocr: Any, threads: int) -> list[_OpenVinoSession]:
 
     RapidOCR compiles with OpenVINO's defaults, under which the recognizer keeps
     compiled code for each line width it has seen: 1.65 GB of RSS after 25
-    scanned pages. Here the recognizer sees widths in steps of ``REC_WIDTH_STEP``
-    pixels and keeps code for at most ``SHAPE_CACHE`` of them; on 18 scanned
-    pages that peaked at 1.4 GB and read as fast as RapidOCR's own set-up
-    (within the run-to-run noise of about 10%), where keeping no code at all
-    read 20 to 25% slower.
+    scanned pages. Here the recognizer gets widths in steps of ``REC_WIDTH_STEP``
+    pixels and keeps code for at most ``SHAPE_CACHE`` of them. On 18 scanned
+    pages that peaked at 1.4 GB and read 32 to 36 pages per minute, against 38
+    to 43 with RapidOCR's own set-up and about 29 with no compiled code kept.
 
     This relies on rapidocr 3.10's ``text_det``/``text_cls``/``text_rec`` objects
     with a ``session`` that contains the OpenVINO ``model``, which tests check.
