@@ -68,6 +68,17 @@ def test_openvino_memory_is_bounded(
     assert all(isinstance(session, _OpenVinoSession) for session in sessions)
     assert [session.release for session in sessions] == [True, False, False]
     assert sessions[2].width_step > 1
+    # One line a call keeps the recognizer to one input shape per width step.
+    assert ocr.text_rec.rec_batch_num == 1
+
+
+def test_openvino_threads_are_not_pinned(
+    openvino_engine: OnnxEngine, acta: np.ndarray
+) -> None:
+    # Pinned, two single-thread worker processes both ran on the first core.
+    openvino_engine.recognize(acta)
+    for session in openvino_engine._compiled:
+        assert session.compiled.get_property("ENABLE_CPU_PINNING") is False
 
 
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
