@@ -259,11 +259,11 @@ class _OpenVinoSession:
 # model OpenVINO keeps compiled code for.
 REC_WIDTH_STEP = 64
 SHAPE_CACHE = 64
-# Lines per recognizer call. One line a call gives one input shape per width step,
-# about 30 in all, which the shape cache holds; batches of RapidOCR's default 6
-# add a shape for each shorter last batch. On 60 scanned pages one line a call
-# read 6% faster and peaked at 1.09 GB against 1.38 GB, with the same text; on
-# ONNX Runtime the speed was the same either way.
+# Lines per recognizer call. With one line a call, the recognizer sees one input
+# shape per width step (about 30 in all), and the shape cache holds them all.
+# Batches of RapidOCR's default 6 add a shape for each shorter last batch. On 60
+# scanned pages one line a call read 6% faster and peaked at 1.09 GB against
+# 1.38 GB, with the same text. On ONNX Runtime the speed was the same either way.
 REC_BATCH = 1
 
 
