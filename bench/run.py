@@ -818,10 +818,20 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             f"| {single:+.0f}% on single pages, {whole:+.0f}% over the sample pages "
             "read as one document |"
         )
+    cores = os.cpu_count() or 1
+    pool = document(f"ocrkit onnx, pool of {cores} x 1 threads", sample=True)
+    pool_text = ""
+    if pool:
+        pool_text = (
+            f"; a pool of {cores} single-thread processes read the sample pages at "
+            f"{pool.pages_per_minute / one_thread:.2f} x one page at a time on one "
+            f"thread, peaking at {megabytes(pool.peak_rss)} MB"
+        )
     lines.append(
         "| long scan at least 1.6 x the single-page-at-a-time rate "
         f"| {long_rate / one_thread:.2f} x one page at a time on one thread, "
-        f"{long_rate / every_core:.2f} x one page at a time on every core |"
+        f"{long_rate / every_core:.2f} x one page at a time on every core"
+        f"{pool_text} |"
     )
     lines.append(
         "| at least 2.5 x the PaddleOCR pipeline and Tesseract, at equal or lower "

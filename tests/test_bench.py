@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,3 +72,32 @@ def test_bench_run_on_one_page(corpus: Path, tmp_path: Path) -> None:
     overhead = table_rows(targets, "ocrkit adds at most 5%")
     assert len(overhead) == 1
     assert "% on single pages" in overhead[0][1]
+
+
+def test_targets_name_the_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench/run.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    # Data classes look their module up in sys.modules while it loads.
+    monkeypatch.setitem(sys.modules, "bench_run", bench)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    rows = [
+        bench.DocumentRow(
+            "ocrkit onnx, default executor, 300 scanned pages", 300, 34.0
+        ),
+        bench.DocumentRow(
+            "ocrkit onnx, one page at a time, 1 model threads, first 18 pages", 18, 20.0
+        ),
+        bench.DocumentRow(
+            "ocrkit onnx, pool of 2 x 1 threads, first 18 pages",
+            18,
+            40.0,
+            peak_rss=2_000 * bench.MB,
+        ),
+    ]
+    parallel = table_rows("\n".join(bench.targets([], rows)), "long scan")
+    assert len(parallel) == 1
+    assert "1.70 x one page at a time on one thread" in parallel[0][1]
+    assert "single-thread processes read the sample pages at 2.00 x" in parallel[0][1]
+    assert "peaking at 2,000 MB" in parallel[0][1]

@@ -259,7 +259,7 @@ class _OpenVinoSession:
 # model OpenVINO keeps compiled code for.
 REC_WIDTH_STEP = 64
 SHAPE_CACHE = 64
-# Lines per recognizer call. With one line a call, the recognizer sees one input
+# Lines per recognizer call. With one line a call, the recognizer gets one input
 # shape per width step (about 30 in all), and the shape cache holds them all.
 # Batches of RapidOCR's default 6 add a shape for each shorter last batch. On 60
 # scanned pages one line a call read 6% faster and peaked at 1.09 GB against
@@ -273,9 +273,10 @@ def _recompile_openvino(ocr: Any, threads: int) -> list[_OpenVinoSession]:
     RapidOCR compiles with OpenVINO's defaults, under which the recognizer keeps
     compiled code for each line width it has seen: 1.65 GB of RSS after 25
     scanned pages. Here the recognizer gets widths in steps of ``REC_WIDTH_STEP``
-    pixels and keeps code for at most ``SHAPE_CACHE`` of them. On 18 scanned
-    pages that peaked at 1.4 GB and read 32 to 36 pages per minute, against 38
-    to 43 with RapidOCR's own set-up and about 29 with no compiled code kept.
+    pixels, one line a call, and keeps code for at most ``SHAPE_CACHE`` shapes.
+    Through ``read_document`` on 18 scanned pages, that read 31 pages per minute
+    and peaked at 1.0 GB. RapidOCR's own set-up read the same pages, already
+    rendered, at 40 pages per minute and peaked at 1.7 GB.
 
     This relies on rapidocr 3.10's ``text_det``/``text_cls``/``text_rec`` objects
     with a ``session`` that contains the OpenVINO ``model``, which tests check.
