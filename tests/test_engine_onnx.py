@@ -81,6 +81,25 @@ def test_openvino_threads_are_not_pinned(
         assert session.compiled.get_property("ENABLE_CPU_PINNING") is False
 
 
+def test_detector_input_matches_rapidocr(
+    openvino_engine: OnnxEngine, acta: np.ndarray
+) -> None:
+    from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+    detector = openvino_engine._load()._load_det_model()
+    ours = detector.get_preprocess()
+    theirs = DetPreProcess(
+        detector.limit_side_len, detector.limit_type, detector.mean, detector.std
+    )
+    assert type(ours).__name__ == "DetectorInput"
+    bgr = np.ascontiguousarray(acta[..., ::-1])
+    expected = theirs(bgr)
+    got = ours(bgr)
+    assert got.dtype == np.float32
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() < 1e-5
+
+
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
     with Source(corpus / "phototest.tif") as source:
         image = source.render(0).image
