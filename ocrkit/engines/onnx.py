@@ -275,9 +275,9 @@ def _recompile_openvino(ocr: Any, threads: int) -> list[_OpenVinoSession]:
     compiled code for each line width it has seen: 1.65 GB of RSS after 25
     scanned pages. Here the recognizer gets widths in steps of ``REC_WIDTH_STEP``
     pixels, one line a call, and keeps code for at most ``SHAPE_CACHE`` shapes.
-    Through ``read_document`` on 18 scanned pages, that read 31 pages per minute
-    and peaked at 1.0 GB. RapidOCR's own set-up read the same pages, already
-    rendered, at 40 pages per minute and peaked at 1.7 GB.
+    Through ``read_document`` on 18 scanned pages, that read 34 pages per minute
+    and peaked at 1.1 GB. RapidOCR's own set-up read the same pages, already
+    rendered, at 38 pages per minute and peaked at 1.7 GB.
 
     This relies on rapidocr 3.10's ``text_det``/``text_cls``/``text_rec`` objects
     with a ``session`` that contains the OpenVINO ``model``, which tests check.
