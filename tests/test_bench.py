@@ -6,6 +6,7 @@ import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_bench_run_on_one_page(corpus: Path, tmp_path: Path) -> None:
     born_digital = table_rows(report, "ocrkit text engine")
     assert born_digital, "no born-digital row"
     assert born_digital[0][1] == "2"
-    serial = table_rows(report, "ocrkit onnx, one page at a time, 1 model threads")
+    serial = table_rows(report, "ocrkit onnx, one page at a time, 1 model thread,")
     assert serial, "no single-page-at-a-time row"
     assert serial[0][1] == "2"
 
@@ -72,32 +73,71 @@ def test_bench_run_on_one_page(corpus: Path, tmp_path: Path) -> None:
     overhead = table_rows(targets, "ocrkit adds at most 5%")
     assert len(overhead) == 1
     assert "% on single pages" in overhead[0][1]
+    assert overhead[0][2] in ("met", "missed")
 
 
-def test_targets_name_the_process_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+def load_bench(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import bench/run.py as a module."""
     spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench/run.py")
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     # Data classes look their module up in sys.modules while it loads.
     monkeypatch.setitem(sys.modules, "bench_run", bench)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_targets_judge_and_name_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench(monkeypatch)
     monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    row = bench.DocumentRow
     rows = [
-        bench.DocumentRow(
-            "ocrkit onnx, default executor, 300 scanned pages", 300, 34.0
-        ),
-        bench.DocumentRow(
-            "ocrkit onnx, one page at a time, 1 model threads, first 18 pages", 18, 20.0
-        ),
-        bench.DocumentRow(
-            "ocrkit onnx, pool of 2 x 1 threads, first 18 pages",
+        row("ocrkit onnx, default executor, 300 scanned pages", 300, 34.0),
+        row("ocrkit onnx, one page at a time, 1 model thread, first 18 pages", 18, 20),
+        row(
+            "ocrkit onnx, pool of 2 x 1 thread, first 18 pages",
             18,
             40.0,
             peak_rss=2_000 * bench.MB,
         ),
     ]
-    parallel = table_rows("\n".join(bench.targets([], rows)), "long scan")
+    lines = bench.targets([], rows)
+    parallel = table_rows("\n".join(lines), "long scan")
     assert len(parallel) == 1
     assert "1.70 x one page at a time on one thread" in parallel[0][1]
     assert "single-thread processes read the sample pages at 2.00 x" in parallel[0][1]
     assert "peaking at 2,000 MB" in parallel[0][1]
+    assert parallel[0][2] == "met"
+    # Targets whose rows did not run say so rather than printing nan.
+    overhead = table_rows("\n".join(lines), "ocrkit adds at most 5%")
+    assert overhead[0][1:] == ["-", "not measured"]
+    assert "nan" not in "\n".join(lines)
+
+
+def test_targets_flag_growing_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = load_bench(monkeypatch)
+    rows = [
+        bench.DocumentRow(
+            "ocrkit onnx, default executor, 300 scanned pages",
+            300,
+            30.0,
+            peak_rss=1_000 * bench.MB,
+            rss_page_10=500 * bench.MB,
+            rss_last=700 * bench.MB,
+        )
+    ]
+    memory = table_rows("\n".join(bench.targets([], rows)), "peak RSS")
+    assert memory[0][2] == "missed"
+
+
+def test_unknown_reader_lists_the_choices() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench/run.py"), "--readers", "ocrkit,foo"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown reader foo" in result.stderr
+    assert "tesseract" in result.stderr
+    assert "Traceback" not in result.stderr
