@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -233,6 +234,15 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
         raise OcrkitError("name files to read, or give --all to read every document")
     if args.workers is not None and args.workers < 1:
         raise OcrkitError("--workers must be 1 or more")
+    cores = os.cpu_count() or 1
+    if args.workers is not None and args.workers > cores:
+        # Each worker loads its own models: past one per core, memory grows and
+        # the pages come no faster (4 workers on 2 cores were slower than one process).
+        print(
+            f"ocrkit: warning: --workers {args.workers} is more than the {cores} "
+            "cores here; reading will need more memory and will not be faster",
+            file=sys.stderr,
+        )
     if args.engine not in engine_names():
         known = ", ".join(engine_names())
         raise EngineError(f"unknown engine {args.engine!r}; choose one of: {known}")

@@ -180,3 +180,20 @@ def test_export_into_missing_folder_fails(read_store: Path, tmp_path: Path) -> N
     assert done.returncode == 1
     assert "does not exist" in done.stderr
     assert not target.parent.exists()
+
+
+def test_more_workers_than_cores_warns(tmp_path: Path, corpus: Path) -> None:
+    workers = (os.cpu_count() or 1) + 1
+    path = corpus / "multicolumn.pdf"
+    done = ocrkit(
+        "ocr",
+        "--engine",
+        "text",
+        "--workers",
+        str(workers),
+        str(path),
+        storage=tmp_path / "s",
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"--workers {workers} is more than the" in done.stderr
+    assert "3/3 pages read" in done.stdout
