@@ -41,6 +41,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(int(ExitCode.usage), f"{self.prog}: error: {message}\n")
 
 
+def _positive_int(text: str) -> int:
+    """Parse a count of 1 or more, so that a bad one fails before the store opens."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``ocrkit`` command."""
     settings = load_settings()
@@ -95,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ocr.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         default=None,
         help="pages read in parallel, each in its own process (default: one per 2 "
         "cores for documents of 8 pages or more read by OCR, else 1)",
@@ -232,8 +243,6 @@ def _cmd_ocr(store: Store, args: argparse.Namespace) -> ExitCode:
 
     if not args.files and not args.all:
         raise OcrkitError("name files to read, or give --all to read every document")
-    if args.workers is not None and args.workers < 1:
-        raise OcrkitError("--workers must be 1 or more")
     cores = os.cpu_count() or 1
     if args.workers is not None and args.workers > cores:
         # Each worker loads its own models: past one per core, memory grows and

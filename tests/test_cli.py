@@ -197,3 +197,16 @@ def test_more_workers_than_cores_warns(tmp_path: Path, corpus: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert f"--workers {workers} is more than the" in done.stderr
     assert "3/3 pages read" in done.stdout
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "two"])
+def test_invalid_workers_store_nothing(
+    tmp_path: Path, corpus: Path, workers: str
+) -> None:
+    storage = tmp_path / "s"
+    done = ocrkit(
+        "ocr", "--workers", workers, str(corpus / "phototest.tif"), storage=storage
+    )
+    assert done.returncode == 1
+    assert "--workers" in done.stderr
+    assert not storage.exists()
