@@ -823,7 +823,8 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
 
     lines = ["| target | measured | verdict |", "|---|---|---|"]
 
-    def add(target: str, measured: str | None, judged: str) -> None:
+    def add(target: str, measured: str | None, judged: str = "") -> None:
+        """Append a row; with nothing measured, the row reads "not measured"."""
         if measured is None:
             lines.append(f"| {target} | - | not measured |")
         else:
@@ -855,7 +856,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             verdict(max(single, whole) <= 5),
         )
     else:
-        add(target, None, "")
+        add(target, None)
 
     target = "long scan at least 1.6 x the single-page-at-a-time rate"
     if long_rate and one_thread:
@@ -870,7 +871,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             )
         add(target, measured, verdict(long_rate / one_thread >= 1.6))
     else:
-        add(target, None, "")
+        add(target, None)
 
     target = (
         "at least 2.5 x the PaddleOCR pipeline and Tesseract, at equal or lower CER"
@@ -895,7 +896,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             ),
         )
     else:
-        add(target, None, "")
+        add(target, None)
 
     target = "text engine at least 200 pages per second"
     if text_engine and text_engine.pages_per_minute > 0:
@@ -905,7 +906,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             measured += f" (only {text_engine.pages} pages, so start-up weighs)"
         add(target, measured, verdict(per_second >= 200))
     else:
-        add(target, None, "")
+        add(target, None)
 
     target = "peak RSS under 1.5 GB on the long scan, flat after the first pages"
     if long_scan and long_scan.rss_page_10 and long_scan.rss_last:
@@ -922,7 +923,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             ),
         )
     else:
-        add(target, None, "")
+        add(target, None)
 
     target = "CER at or below Tesseract's on the pages with ground truth"
     if ocrkit and tesseract:
@@ -942,7 +943,7 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
             judged,
         )
     else:
-        add(target, None, "")
+        add(target, None)
     return lines
 
 

@@ -308,11 +308,13 @@ def _recompile_openvino(ocr: Any, threads: int) -> list[_OpenVinoSession]:
 def _prepare_detector_input_in_opencv(ocr: Any) -> None:
     """Have RapidOCR's detector scale and lay out its input with OpenCV.
 
-    RapidOCR normalises the page in float64 NumPy steps: 0.13 s a page on 200 dpi
-    scans. ``cv2.dnn.blobFromImage`` gives the same array in one pass, about a
-    third of that time with the resize included. This relies on rapidocr 3.10's
-    ``TextDetector.get_preprocess``, which a test checks.
+    RapidOCR resizes the page and normalises it in float64 NumPy steps: 0.13 s a
+    page on 200 dpi scans. ``cv2.dnn.blobFromImage`` gives the same array in one
+    pass, and with the same resize took under a third of that time. This relies on
+    rapidocr 3.10's ``TextDetector.get_preprocess``, which a test checks.
     """
+    import cv2
+
     detector = ocr._load_det_model()
     mean = np.asarray(detector.mean if detector.mean is not None else [0.5] * 3)
     std = np.asarray(detector.std if detector.std is not None else [0.5] * 3)
@@ -323,8 +325,6 @@ def _prepare_detector_input_in_opencv(ocr: Any) -> None:
 
     class DetectorInput(DetPreProcess):
         def __call__(self, image: np.ndarray) -> np.ndarray | None:
-            import cv2
-
             resized = self.resize(image)
             if resized is None:
                 return None
