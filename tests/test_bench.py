@@ -130,14 +130,23 @@ def test_targets_flag_growing_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory[0][2] == "missed"
 
 
-def test_unknown_reader_lists_the_choices() -> None:
+@pytest.mark.parametrize(
+    ("arguments", "messages"),
+    [
+        (["--readers", "ocrkit,foo"], ["unknown reader foo", "tesseract"]),
+        (["--runs", "0"], ["--runs must be 1 or more, not 0"]),
+    ],
+)
+def test_invalid_options_are_one_line(
+    arguments: list[str], messages: list[str]
+) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench/run.py"), "--readers", "ocrkit,foo"],
+        [sys.executable, str(REPO / "bench/run.py"), *arguments],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "unknown reader foo" in result.stderr
-    assert "tesseract" in result.stderr
+    for message in messages:
+        assert message in result.stderr
     assert "Traceback" not in result.stderr
