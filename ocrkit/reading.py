@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ocrkit.engines import Engine, PageEngine, get_engine
+from ocrkit.engines import Engine, PageEngine, UprightEngine, get_engine
 from ocrkit.errors import OcrkitError
 from ocrkit.layout import is_sideways
 from ocrkit.models import Page, PageStatus, RecognizedLine
@@ -111,12 +111,19 @@ def recognize_upright(
     """Read a page, turning it by 90 degrees first when its lines stand upright.
 
     Returns the lines, the clockwise rotation applied (0, 90 or 270) and the image
-    the lines' coordinates refer to.
+    the lines' coordinates refer to. An ``UprightEngine`` decides the turn itself;
+    other engines read a sideways page three times: as it is, then turned each way.
     """
-    lines = recognize_tall(engine, image)
     # TODO: a tall page turned sideways is a wide one, which no strips help, so
     # tall pages are read as they are.
-    if is_tall(image) or not is_sideways([line.bbox for line in lines]):
+    if is_tall(image):
+        return recognize_tall(engine, image), 0, image
+    if isinstance(engine, UprightEngine):
+        found = engine.recognize_upright(image)
+        if found is not None:
+            return found
+    lines = engine.recognize(image)
+    if not is_sideways([line.bbox for line in lines]):
         return lines, 0, image
     best: tuple[float, list[RecognizedLine], int, np.ndarray] | None = None
     for rotation, turns in ((90, -1), (270, 1)):
@@ -126,8 +133,9 @@ def recognize_upright(
         if best is None or score > best[0]:
             best = (score, candidate, rotation, turned)
     assert best is not None
-    # RapidOCR reads upright lines by turning each crop, so the sideways reading
-    # can score as well as the turned one; only a clearly worse turn is rejected.
+    # An engine that turns each line crop upright (a classifier, or tall crops
+    # turned) can score the sideways reading as well as the turned one; only a
+    # clearly worse turn is rejected.
     upright_score = sum(line.confidence * len(line.text) for line in lines)
     if best[0] < 0.9 * upright_score:
         return lines, 0, image

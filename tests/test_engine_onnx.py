@@ -100,6 +100,74 @@ def test_detector_input_matches_rapidocr(
     assert np.abs(got - expected).max() < 1e-5
 
 
+@pytest.fixture(scope="module")
+def phototest(corpus: Path) -> np.ndarray:
+    with Source(corpus / "phototest.tif") as source:
+        return source.render(0).image
+
+
+@pytest.mark.parametrize("turn", [0, 90, 270])
+def test_sideways_page_is_read_upright(
+    openvino_engine: OnnxEngine, phototest: np.ndarray, turn: int
+) -> None:
+    upright = openvino_engine.recognize(phototest)
+    # Turned back by ``turn`` degrees clockwise, the scan is upright again.
+    scanned = np.ascontiguousarray(np.rot90(phototest, turn // 90))
+    found = openvino_engine.recognize_upright(scanned)
+    assert found is not None
+    lines, rotation, image = found
+    assert rotation == turn
+    assert np.array_equal(image, phototest)
+    expected = "\n".join(line.text for line in upright)
+    assert jiwer.cer(expected, "\n".join(line.text for line in lines)) < 0.01
+    # The boxes land where the upright page's boxes are.
+    by_text = {line.text: line.bbox for line in upright}
+    for line in lines:
+        if line.text in by_text:
+            assert np.abs(np.subtract(line.bbox, by_text[line.text])).max() < 4
+            assert line.poly[0][0] < line.poly[1][0]  # first point top-left
+
+
+def test_sideways_page_costs_one_more_detection(
+    openvino_engine: OnnxEngine, phototest: np.ndarray
+) -> None:
+    openvino_engine.recognize(phototest)
+    calls = {"det": 0, "rec": 0}
+    ocr = openvino_engine._load()
+    sessions = {"det": ocr.text_det.session, "rec": ocr.text_rec.session}
+    classes = {name: type(session) for name, session in sessions.items()}
+
+    def counting(name: str) -> type:
+        class Counting(classes[name]):  # type: ignore[misc, name-defined]
+            def __call__(self, batch: np.ndarray) -> np.ndarray:
+                calls[name] += 1
+                return super().__call__(batch)
+
+        return Counting
+
+    for name, session in sessions.items():
+        session.__class__ = counting(name)
+    try:
+        openvino_engine.recognize_upright(phototest)
+        upright = dict(calls)
+        calls.update(det=0, rec=0)
+        # Turned this way, the page needs the 270 degree turn, which is tried second.
+        openvino_engine.recognize_upright(np.ascontiguousarray(np.rot90(phototest, -1)))
+    finally:
+        for name, session in sessions.items():
+            session.__class__ = classes[name]
+    assert upright["det"] == 1
+    assert calls["det"] == 2
+    # Each line is read once, as on the upright page.
+    assert abs(calls["rec"] - upright["rec"]) <= 2
+
+
+def test_without_classifier_the_turn_is_left_to_the_caller(
+    phototest: np.ndarray,
+) -> None:
+    assert OnnxEngine(use_cls=False).recognize_upright(phototest) is None
+
+
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
     with Source(corpus / "phototest.tif") as source:
         image = source.render(0).image

@@ -65,6 +65,21 @@ class PageEngine(Protocol):
         ...
 
 
+@runtime_checkable
+class UprightEngine(Protocol):
+    """An engine that finds out by itself whether a page was scanned sideways.
+
+    ``read_page`` calls ``recognize_upright`` on pages that are not tall. When it
+    returns None, ``read_page`` reads the page with ``recognize`` and checks it.
+    """
+
+    def recognize_upright(
+        self, image: np.ndarray
+    ) -> tuple[list[RecognizedLine], int, np.ndarray] | None:
+        """Return the lines, the clockwise turn applied and the image they refer to."""
+        ...
+
+
 EngineFactory = Callable[..., Engine]
 _FACTORIES: dict[str, EngineFactory] = {}
 

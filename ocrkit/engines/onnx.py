@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import threading
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from ocrkit.config import RUNTIMES, env_threads
 from ocrkit.errors import EngineError, MissingDependencyError
+from ocrkit.layout import is_sideways
 from ocrkit.models import Poly, RecognizedLine
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,7 @@ class OnnxEngine:
         }
         self._ocr: Any = None
         self._compiled: list[_OpenVinoSession] = []
+        self._turning = _Turning()
         # RapidOCR keeps per-call flags on itself, and an OpenVINO session runs one
         # call at a time, so calls from several threads take turns.
         self._lock = threading.Lock()
@@ -115,6 +118,7 @@ class OnnxEngine:
         try:
             ocr = RapidOCR(params=self.rapidocr_params(models))
             _prepare_detector_input_in_opencv(ocr)
+            _watch_orientation(ocr, self._turning)
             if runtime == "openvino":
                 self._compiled = _recompile_openvino(ocr, self.options["threads"])
         except Exception as exc:  # rapidocr raises bare Exceptions of many kinds
@@ -150,29 +154,94 @@ class OnnxEngine:
             "EngineConfig.onnxruntime.inter_op_num_threads": 1 if threads > 0 else -1,
         }
 
-    def _run(self, image: np.ndarray, *, use_det: bool, use_cls: bool) -> Any:
-        """Call RapidOCR on an RGB image, then free the models' working memory."""
+    def _run(
+        self,
+        image: np.ndarray,
+        *,
+        use_det: bool,
+        use_cls: bool,
+        stop_if_sideways: bool = False,
+        check_upside_down: bool = False,
+    ) -> tuple[Any, bool]:
+        """Call RapidOCR on an RGB image, then free the models' working memory.
+
+        Returns RapidOCR's output and whether the lines were found upside down
+        (only looked for with ``check_upside_down``). ``stop_if_sideways`` raises
+        ``_Sideways`` right after detection when the lines stand upright.
+        """
         with self._lock:
             ocr = self._load()
+            self._turning.reset(stop_if_sideways, check_upside_down)
             try:
                 # RapidOCR expects OpenCV's BGR channel order for arrays.
                 bgr = np.ascontiguousarray(image[..., ::-1])
-                return ocr(bgr, use_det=use_det, use_cls=use_cls, use_rec=True)
+                output = ocr(bgr, use_det=use_det, use_cls=use_cls, use_rec=True)
+                return output, self._turning.upside_down
             finally:
+                self._turning.reset(False, False)
                 for session in self._compiled:
                     session.compiled.release_memory()
 
     def recognize(self, image: np.ndarray) -> list[RecognizedLine]:
         """Detect and read every text line of an RGB page image."""
+        return self._recognize(image)[0]
+
+    def recognize_upright(
+        self, image: np.ndarray
+    ) -> tuple[list[RecognizedLine], int, np.ndarray] | None:
+        """Read a page, turned by 90 or 270 degrees first when it lies sideways.
+
+        The boxes found on the page as it is tell whether its lines stand
+        upright, before any line is read. Such a page is turned clockwise by 90
+        degrees and read; when the line classifier finds most of its lines upside
+        down, the lines are read turned over and placed on the page turned by 270
+        degrees instead. A sideways page thus costs one more detection, not two
+        more reads. Returns the lines, the turn and the image the lines refer
+        to, or None without the classifier (``use_cls=False``).
+        """
+        if not self.options["use_cls"]:
+            return None
+        try:
+            return self._recognize(image, stop_if_sideways=True)[0], 0, image
+        except _Sideways:
+            pass
+        turned = np.ascontiguousarray(np.rot90(image, -1))
+        lines, upside_down = self._recognize(turned, check_upside_down=True)
+        if is_sideways([line.bbox for line in lines]):
+            # Upright after all: the boxes that stood were not text lines.
+            return self._recognize(image)[0], 0, image
+        if not upside_down:
+            return lines, 90, turned
+        height, width = turned.shape[:2]
+        over = [
+            replace(line, poly=_turn_over(line.poly, width, height))
+            for line in reversed(lines)
+        ]
+        return over, 270, np.ascontiguousarray(np.rot90(turned, 2))
+
+    def _recognize(
+        self,
+        image: np.ndarray,
+        *,
+        stop_if_sideways: bool = False,
+        check_upside_down: bool = False,
+    ) -> tuple[list[RecognizedLine], bool]:
+        """Return the lines of an RGB page image and whether they were upside down."""
         if image.size == 0 or min(image.shape[:2]) < 4:
             with self._lock:
                 self._load()
-            return []
+            return [], False
         try:
             # rapidocr 3.10 keeps the use_* flags of the previous call, so a region
             # read (no detection) must not leave detection off for this page.
-            result = self._run(image, use_det=True, use_cls=self.options["use_cls"])
-        except EngineError:
+            result, upside_down = self._run(
+                image,
+                use_det=True,
+                use_cls=self.options["use_cls"],
+                stop_if_sideways=stop_if_sideways,
+                check_upside_down=check_upside_down,
+            )
+        except (EngineError, _Sideways):
             raise
         except Exception as exc:  # the runtimes and OpenCV raise many kinds
             raise EngineError(f"the onnx engine failed on the page: {exc}") from exc
@@ -181,7 +250,7 @@ class OnnxEngine:
         texts = getattr(result, "txts", None)
         scores = getattr(result, "scores", None)
         if boxes is None or texts is None or scores is None:
-            return []
+            return [], upside_down
         lines = []
         for box, text, score in zip(boxes, texts, scores, strict=True):
             poly: Poly = tuple((float(x), float(y)) for x, y in box)  # type: ignore[assignment]
@@ -189,7 +258,7 @@ class OnnxEngine:
             lines.append(
                 RecognizedLine(poly=poly, text=str(text), confidence=confidence)
             )
-        return lines
+        return lines, upside_down
 
     def recognize_region(self, image: np.ndarray) -> tuple[str, float]:
         """Read a cropped RGB image holding one line; return text and confidence."""
@@ -198,7 +267,7 @@ class OnnxEngine:
                 self._load()
             return ("", 0.0)
         try:
-            result = self._run(image, use_det=False, use_cls=False)
+            result = self._run(image, use_det=False, use_cls=False)[0]
         except EngineError:
             raise
         except Exception as exc:  # the runtimes and OpenCV raise many kinds
@@ -209,6 +278,70 @@ class OnnxEngine:
         text = " ".join(str(t) for t in texts).strip()
         scores = [float(s) for s in result.scores]
         return (text, min(1.0, max(0.0, sum(scores) / len(scores))))
+
+
+class _Sideways(Exception):
+    """Raised from RapidOCR's detection step when a page's lines stand upright."""
+
+
+@dataclass
+class _Turning:
+    """What the current call asks of RapidOCR's steps, and what they found."""
+
+    stop_if_sideways: bool = False
+    check_upside_down: bool = False
+    upside_down: bool = False
+
+    def reset(self, stop_if_sideways: bool, check_upside_down: bool) -> None:
+        self.stop_if_sideways = stop_if_sideways
+        self.check_upside_down = check_upside_down
+        self.upside_down = False
+
+
+def _watch_orientation(ocr: Any, turning: _Turning) -> None:
+    """Hook RapidOCR's steps so that a call can look at the page's orientation.
+
+    After detection, a call with ``stop_if_sideways`` stops when most boxes stand
+    upright. After classification, a call with ``check_upside_down`` turns every
+    line over when most were classified upside down, and classifies them again.
+    This relies on rapidocr 3.10's ``detect_and_crop`` and ``cls_and_rotate``
+    methods, which a test checks.
+    """
+    import cv2
+
+    detect_and_crop = ocr.detect_and_crop
+    cls_and_rotate = ocr.cls_and_rotate
+
+    def detect(image: np.ndarray, op_record: dict[str, Any]) -> Any:
+        crops, found = detect_and_crop(image, op_record)
+        if turning.stop_if_sideways:
+            boxes = [(*box.min(axis=0), *box.max(axis=0)) for box in found.boxes]
+            if is_sideways(boxes):
+                raise _Sideways
+        return crops, found
+
+    def classify(crops: list[np.ndarray]) -> Any:
+        classified, found = cls_and_rotate(crops)
+        labels = [label for label, _ in found.cls_res]
+        over = sum(1 for label in labels if "180" in label)
+        if turning.check_upside_down and over > len(labels) / 2:
+            turning.upside_down = True
+            crops = [cv2.rotate(crop, cv2.ROTATE_180) for crop in crops]
+            classified, found = cls_and_rotate(crops)
+        return classified, found
+
+    ocr.detect_and_crop = detect
+    ocr.cls_and_rotate = classify
+
+
+def _turn_over(poly: Poly, width: int, height: int) -> Poly:
+    """Return a polygon on a ``width`` x ``height`` image turned by 180 degrees.
+
+    The points keep their order from the top-left corner, as the detector gives
+    them.
+    """
+    turned = [(width - x, height - y) for x, y in poly]
+    return tuple(turned[2:] + turned[:2])  # type: ignore[return-value]
 
 
 def default_threads() -> int:
