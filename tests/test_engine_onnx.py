@@ -168,6 +168,47 @@ def test_without_classifier_the_turn_is_left_to_the_caller(
     assert OnnxEngine(use_cls=False).recognize_upright(phototest) is None
 
 
+class CountingReleases:
+    """A compiled model that counts how often its working memory is freed."""
+
+    def __init__(self, compiled: object) -> None:
+        self.compiled = compiled
+        self.releases = 0
+
+    def release_memory(self) -> None:
+        self.releases += 1
+        self.compiled.release_memory()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.compiled, name)
+
+
+def test_holding_memory_frees_it_once_at_the_end(
+    openvino_engine: OnnxEngine, phototest: np.ndarray
+) -> None:
+    openvino_engine.recognize(phototest)
+    sessions = openvino_engine._compiled
+    counters = [CountingReleases(session.compiled) for session in sessions]
+    for session, counter in zip(sessions, counters, strict=True):
+        session.compiled = counter
+    try:
+        with openvino_engine.holding_memory():
+            openvino_engine.recognize(phototest)
+            openvino_engine.recognize(phototest)
+            held = [counter.releases for counter in counters]
+        freed = [counter.releases for counter in counters]
+        openvino_engine.recognize(phototest)
+        alone = [counter.releases for counter in counters]
+    finally:
+        for session, counter in zip(sessions, counters, strict=True):
+            session.compiled = counter.compiled
+    assert held == [0, 0, 0]
+    assert freed == [1, 1, 1]
+    # Outside the block the detector frees its memory after detecting, and every
+    # model after the page.
+    assert [a - f for a, f in zip(alone, freed, strict=True)] == [2, 1, 1]
+
+
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:
     with Source(corpus / "phototest.tif") as source:
         image = source.render(0).image

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pymupdf
 import pytest
+from conftest import FakeEngine
 
 from ocrkit import reading
-from ocrkit.models import PageStatus
+from ocrkit.models import PageStatus, RecognizedLine
 from ocrkit.reading import (
     PAGES_PER_OPEN,
     PageTask,
@@ -134,3 +137,32 @@ def test_render_cache_emptied_after_ocr_pages(
 
     read_document(store, document.id, pages=[0, 1], engine="fake", executor=None)
     assert len(calls) == 2
+
+
+def test_engine_holds_its_memory_while_reading_here(
+    store: Store, tmp_path: Path, fake_engine: FakeEngine
+) -> None:
+    events: list[str] = []
+
+    @contextmanager
+    def holding_memory() -> Iterator[None]:
+        events.append("hold")
+        yield
+        events.append("free")
+
+    recognize = fake_engine.recognize
+
+    def recognize_and_note(image: np.ndarray) -> list[RecognizedLine]:
+        events.append("page")
+        return recognize(image)
+
+    fake_engine.holding_memory = holding_memory  # type: ignore[attr-defined]
+    fake_engine.recognize = recognize_and_note  # type: ignore[method-assign]
+    document = store.add_file(write_pdf(tmp_path / "three.pdf", ["a", "b", "c"]))
+
+    read_document(store, document.id, engine="fake", executor=None)
+    assert events == ["hold", "page", "page", "page", "free"]
+
+    # An engine that cannot load holds nothing; its pages report why.
+    report = read_document(store, document.id, pages=[0], engine="no-such-engine")
+    assert report.failures == {0: "EngineError"}
