@@ -111,9 +111,10 @@ def recognize_upright(
 ) -> tuple[list[RecognizedLine], int, np.ndarray]:
     """Read a page, turning it by 90 degrees first when its lines stand upright.
 
-    Returns the lines, the clockwise rotation applied (0, 90 or 270) and the image
-    the lines' coordinates refer to. An ``UprightEngine`` decides the turn itself;
-    other engines read a sideways page three times: as it is, then turned each way.
+    Returns the lines, the clockwise rotation applied (0, 90, 180 or 270) and the
+    image the lines' coordinates refer to. An ``UprightEngine`` decides the turn
+    itself, and also turns an upside-down page; other engines read a sideways page
+    three times (as it is, then turned each way) and leave an upside-down one.
     """
     # TODO: a tall page turned sideways is a wide one, which no strips help, so
     # tall pages are read as they are.

@@ -106,8 +106,8 @@ def phototest(corpus: Path) -> np.ndarray:
         return source.render(0).image
 
 
-@pytest.mark.parametrize("turn", [0, 90, 270])
-def test_sideways_page_is_read_upright(
+@pytest.mark.parametrize("turn", [0, 90, 180, 270])
+def test_turned_page_is_read_upright(
     openvino_engine: OnnxEngine, phototest: np.ndarray, turn: int
 ) -> None:
     upright = openvino_engine.recognize(phototest)

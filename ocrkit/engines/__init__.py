@@ -67,7 +67,7 @@ class PageEngine(Protocol):
 
 @runtime_checkable
 class UprightEngine(Protocol):
-    """An engine that finds out by itself whether a page was scanned sideways.
+    """An engine that finds out by itself whether a page lies sideways or upside down.
 
     ``read_page`` calls ``recognize_upright`` on pages that are not tall. When it
     returns None, ``read_page`` reads the page with ``recognize`` and checks it.

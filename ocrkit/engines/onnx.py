@@ -218,20 +218,24 @@ class OnnxEngine:
     def recognize_upright(
         self, image: np.ndarray
     ) -> tuple[list[RecognizedLine], int, np.ndarray] | None:
-        """Read a page, turned by 90 or 270 degrees first when it lies sideways.
+        """Read a page, turned upright first when it lies sideways or upside down.
 
         The boxes found on the page as it is tell whether its lines stand
         upright, before any line is read. Such a page is turned clockwise by 90
-        degrees and read; when the line classifier finds most of its lines upside
-        down, the lines are read turned over and placed on the page turned by 270
-        degrees instead. A sideways page thus costs one more detection, not two
-        more reads. Returns the lines, the turn and the image the lines refer
-        to, or None without the classifier (``use_cls=False``).
+        degrees and read. When the line classifier finds most lines of a page
+        upside down, the lines are read turned over and placed on the page
+        turned by another 180 degrees. A sideways page thus costs one more
+        detection, not two more reads, and an upside-down page nothing more.
+        Returns the lines, the clockwise turn (0, 90, 180 or 270) and the image
+        the lines refer to, or None without the classifier (``use_cls=False``).
         """
         if not self.options["use_cls"]:
             return None
         try:
-            return self._recognize(image, stop_if_sideways=True)[0], 0, image
+            lines, upside_down = self._recognize(
+                image, stop_if_sideways=True, check_upside_down=True
+            )
+            return _turned_over(lines, image, 0) if upside_down else (lines, 0, image)
         except _Sideways:
             pass
         turned = np.ascontiguousarray(np.rot90(image, -1))
@@ -239,14 +243,7 @@ class OnnxEngine:
         if is_sideways([line.bbox for line in lines]):
             # Upright after all: the boxes that stood were not text lines.
             return self._recognize(image)[0], 0, image
-        if not upside_down:
-            return lines, 90, turned
-        height, width = turned.shape[:2]
-        over = [
-            replace(line, poly=_turn_over(line.poly, width, height))
-            for line in reversed(lines)
-        ]
-        return over, 270, np.ascontiguousarray(np.rot90(turned, 2))
+        return _turned_over(lines, turned, 90) if upside_down else (lines, 90, turned)
 
     def _recognize(
         self,
@@ -361,6 +358,18 @@ def _watch_orientation(ocr: Any, turning: _Turning) -> None:
 
     ocr.detect_and_crop = detect
     ocr.cls_and_rotate = classify
+
+
+def _turned_over(
+    lines: list[RecognizedLine], image: np.ndarray, rotation: int
+) -> tuple[list[RecognizedLine], int, np.ndarray]:
+    """Move lines read on ``image`` onto it turned by 180 degrees, and add the turn."""
+    height, width = image.shape[:2]
+    over = [
+        replace(line, poly=_turn_over(line.poly, width, height))
+        for line in reversed(lines)
+    ]
+    return over, rotation + 180, np.ascontiguousarray(np.rot90(image, 2))
 
 
 def _turn_over(poly: Poly, width: int, height: int) -> Poly:

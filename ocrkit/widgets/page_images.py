@@ -112,10 +112,9 @@ class PageImages:
         dpi = page.dpi or DEFAULT_DPI
         with RENDER_LOCK, Source(self.store.source_path(page.document_id)) as source:
             image = source.render(page.index, dpi).image
-        if page.rotation == 90:
-            image = np.ascontiguousarray(np.rot90(image, -1))
-        elif page.rotation == 270:
-            image = np.ascontiguousarray(np.rot90(image, 1))
+        if page.rotation:
+            # rot90 turns counter-clockwise; page.rotation is clockwise.
+            image = np.ascontiguousarray(np.rot90(image, -(page.rotation // 90)))
         return image
 
     def crop(self, page: Page, bbox: BBox, *, margin: int = 2) -> np.ndarray:
