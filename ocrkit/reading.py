@@ -135,9 +135,9 @@ def recognize_upright(
         if best is None or score > best[0]:
             best = (score, candidate, rotation, turned)
     assert best is not None
-    # An engine that turns each line crop upright (a classifier, or tall crops
-    # turned) can score the sideways reading as well as the turned one; only a
-    # clearly worse turn is rejected.
+    # An engine may turn each line crop upright itself (a classifier, or tall
+    # crops turned). Then the sideways reading can score as well as the turned
+    # one, so only a clearly worse turn is rejected.
     upright_score = sum(line.confidence * len(line.text) for line in lines)
     if best[0] < 0.9 * upright_score:
         return lines, 0, image
@@ -501,13 +501,15 @@ PARALLEL_ENGINES = frozenset({"onnx", "paddle", "auto"})
 # win back, while this process keeps its loaded engine between calls.
 MIN_PARALLEL_PAGES = 8
 # Cores each default worker gets for its model threads. On 2 cores, two workers of
-# one OpenVINO thread read 18 scanned pages at 41 pages per minute and peaked at
-# 2.1 GB of RSS. This process alone read them at 34 and peaked at 1.1 GB. The
-# default keeps a long document under 1.5 GB, so 2 cores get no pool, and
-# ``--workers 2`` is there for those with the memory to spare.
+# one OpenVINO thread read 18 scanned pages at 40 pages per minute and peaked at
+# 2.1 GB of RSS. This process alone read them at 34 and peaked at 1.2 GB (37.7
+# pages per minute on a 300-page scan). The default keeps a long document under
+# 1.5 GB, so 2 cores get no pool, and ``--workers 2`` is there for those with the
+# memory to spare.
 # Rendering the next page in a second thread while OpenVINO read the current one
-# gained 1 to 4% on the same pages (within noise) for 140 MB more at peak. The
-# runtime already keeps both cores busy, so this process reads one page at a time.
+# gained nothing measurable: 1 to 4% on 18 pages, and on 60 pages 36.0 pages per
+# minute against 37.1 without it, for 70 to 140 MB more at peak. The runtime
+# already keeps both cores busy, so this process reads one page at a time.
 # NOTE: measured on 2 cores only; 2 threads per worker on larger machines is a guess.
 CORES_PER_WORKER = 2
 

@@ -151,7 +151,7 @@ def test_sideways_page_costs_one_more_detection(
         openvino_engine.recognize_upright(phototest)
         upright = dict(calls)
         calls.update(det=0, rec=0)
-        # Turned this way, the page needs the 270 degree turn, which is tried second.
+        # This page needs the 270 degree turn: by 90 degrees, then over.
         openvino_engine.recognize_upright(np.ascontiguousarray(np.rot90(phototest, -1)))
     finally:
         for name, session in sessions.items():
@@ -162,7 +162,7 @@ def test_sideways_page_costs_one_more_detection(
     assert abs(calls["rec"] - upright["rec"]) <= 2
 
 
-def test_without_classifier_the_turn_is_left_to_the_caller(
+def test_engine_without_classifier_leaves_the_turn_to_read_page(
     phototest: np.ndarray,
 ) -> None:
     assert OnnxEngine(use_cls=False).recognize_upright(phototest) is None
@@ -195,18 +195,18 @@ def test_holding_memory_frees_it_once_at_the_end(
         with openvino_engine.holding_memory():
             openvino_engine.recognize(phototest)
             openvino_engine.recognize(phototest)
-            held = [counter.releases for counter in counters]
-        freed = [counter.releases for counter in counters]
+            inside = [counter.releases for counter in counters]
+        after = [counter.releases for counter in counters]
         openvino_engine.recognize(phototest)
-        alone = [counter.releases for counter in counters]
+        outside = [counter.releases for counter in counters]
     finally:
         for session, counter in zip(sessions, counters, strict=True):
             session.compiled = counter.compiled
-    assert held == [0, 0, 0]
-    assert freed == [1, 1, 1]
+    assert inside == [0, 0, 0]
+    assert after == [1, 1, 1]
     # Outside the block the detector frees its memory after detecting, and every
     # model after the page.
-    assert [a - f for a, f in zip(alone, freed, strict=True)] == [2, 1, 1]
+    assert [o - a for o, a in zip(outside, after, strict=True)] == [2, 1, 1]
 
 
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:

@@ -53,7 +53,7 @@ def test_uncached_page_is_shown_turned_as_read(
     cached.unlink()
     images = PageImages(store)
     try:
-        shown = images.page_image(page)
+        on_screen = images.page_image(page)
     finally:
         images.close()
-    assert np.array_equal(shown, as_read)
+    assert np.array_equal(on_screen, as_read)
