@@ -228,6 +228,33 @@ def test_damaged_file_shows_message(bench: Workbench, corpus: Path) -> None:
     assert bench.store.documents() == []
 
 
+def test_page_that_cannot_be_shown_leaves_no_other_page(
+    bench: Workbench, pdf: Path, tmp_path: Path
+) -> None:
+    first = add_and_read(bench, pdf)
+    second = add_and_read(bench, make_text_pdf(tmp_path / "otro.pdf", [["Otra"]]))
+    bench.open_document(first)
+    first_image = bench.page_view.image
+    # The second document's file is damaged after reading, and its page image gone.
+    source = bench.store.source_path(second)
+    source.chmod(0o644)
+    source.write_bytes(b"%PDF-1.7\nbroken")
+    cached = bench.store.cached_page_image(second, 0)
+    assert cached is not None
+    cached.unlink()
+    bench.images.forget(second)
+
+    bench.open_document(second)
+    assert bench.page_view.image != first_image
+    assert bench.page_view.image[:4] == b"\x89PNG"  # the blank sheet
+    lines = bench.store.lines(second, 0)
+    assert [line["id"] for line in bench.page_view.lines] == [x.id for x in lines]
+    kind, text = message(bench)
+    assert kind == "error"
+    assert "otro.pdf" in text
+    assert str(bench.store.root) not in text
+
+
 def test_engine_choice_lists_registered(bench: Workbench) -> None:
     options = list(bench.documents.engine.options)
     assert "fake" in options

@@ -110,7 +110,9 @@ class PageImages:
                 return np.ascontiguousarray(bgr[..., ::-1])
             log.warning("cached page image %s cannot be read; rendering", path)
         dpi = page.dpi or DEFAULT_DPI
-        with RENDER_LOCK, Source(self.store.source_path(page.document_id)) as source:
+        path = self.store.source_path(page.document_id)
+        name = self.store.document(page.document_id).filename
+        with RENDER_LOCK, Source(path, name=name) as source:
             image = source.render(page.index, dpi).image
         if page.rotation:
             # rot90 turns counter-clockwise; page.rotation is clockwise.

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 
 from ocrkit.config import Settings, load_settings
 from ocrkit.errors import EditConflictError, NotFoundError
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 STYLE = Path(__file__).with_name("workbench.css")
 PAGE_VIEW_HEIGHT = "calc(100vh - 178px)"
+# Shown in place of a page whose image cannot be loaded: a light grey A4 sheet.
+BLANK_PAGE = np.full((297, 210, 3), 240, dtype=np.uint8)
 
 
 def default_storage() -> Path:
@@ -307,6 +310,14 @@ class Workbench(widgets.VBox):
                 if preview is not None:
                     self.page_view.set_image(
                         preview.jpeg, width=preview.width, height=preview.height
+                    )
+                else:
+                    # A blank sheet, so that the page before is not left on show.
+                    self.page_view.set_image_array(
+                        BLANK_PAGE,
+                        image_format="png",
+                        width=page.width_px or None,
+                        height=page.height_px or None,
                     )
                 self.page_view.lines = lines_to_dicts(lines)
                 self.page_view.selected = -1 if select is None else select
