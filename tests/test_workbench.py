@@ -228,6 +228,17 @@ def test_damaged_file_shows_message(bench: Workbench, corpus: Path) -> None:
     assert bench.store.documents() == []
 
 
+def test_same_file_again_is_not_reported_added(bench: Workbench, pdf: Path) -> None:
+    first = add_and_read(bench, pdf)
+    again = bench.documents.add_files([("copia.pdf", pdf.read_bytes())])
+    assert [document.id for document in again] == [first]
+    kind, text = message(bench)
+    assert kind == "info"
+    assert text == "copia.pdf is already in the store as acta.pdf."
+    assert bench.document is not None
+    assert bench.document.id == first
+
+
 def test_page_that_cannot_be_shown_leaves_no_other_page(
     bench: Workbench, pdf: Path, tmp_path: Path
 ) -> None:

@@ -372,6 +372,7 @@ class DocumentsPanel:
         one message; encrypted PDFs wait in the password prompt.
         """
         added: list[Document] = []
+        already: set[str] = set()
         with self._lock:
             notes, self._rejected = self._rejected, []
             for name, _ in files:
@@ -405,8 +406,9 @@ class DocumentsPanel:
                 notes.append(
                     ("info", f"{name} is already in the store as {document.filename}.")
                 )
+                already.add(document.id)
             added.append(document)
-        self._after_add(added, notes)
+        self._after_add(added, notes, already)
         self._show_locked()
         return added
 
@@ -414,15 +416,23 @@ class DocumentsPanel:
         digest = hashlib.sha256(data).hexdigest()
         return any(d.sha256 == digest for d in self.store.documents())
 
-    def _after_add(self, added: list[Document], notes: list[tuple[Kind, str]]) -> None:
+    def _after_add(
+        self,
+        added: list[Document],
+        notes: list[tuple[Kind, str]],
+        already: set[str] | None = None,
+    ) -> None:
+        """Read and select added documents; ``already`` were in the store before."""
         self.refresh()
         if added:
-            pages = sum(d.page_count for d in added)
-            names = ", ".join(d.filename for d in added)
-            reading = " Reading now." if self.auto_read.value else ""
-            notes.insert(
-                0, ("success", f"Added {names} ({plural(pages, 'page')}).{reading}")
-            )
+            new = [d for d in added if d.id not in (already or set())]
+            if new:
+                pages = sum(d.page_count for d in new)
+                names = ", ".join(d.filename for d in new)
+                reading = " Reading now." if self.auto_read.value else ""
+                notes.insert(
+                    0, ("success", f"Added {names} ({plural(pages, 'page')}).{reading}")
+                )
             if self.auto_read.value:
                 for document in added:
                     self.read(document.id)
