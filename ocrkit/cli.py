@@ -156,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="table format (default: from the file name's suffix, else csv)",
+        help="table format (default: from the file name's suffix, .csv, .parquet "
+        "or .jsonl; csv for a name without a suffix)",
     )
     export.add_argument("-o", "--output", type=Path, required=True, metavar="PATH")
     export.add_argument(
@@ -352,7 +353,13 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> ExitCode:
         raise OcrkitError(
             f"the folder {args.output.parent} does not exist; create it first"
         )
-    fmt = args.format or _SUFFIX_FORMATS.get(args.output.suffix.lower(), "csv")
+    suffix = args.output.suffix.lower()
+    fmt = args.format or _SUFFIX_FORMATS.get(suffix, "" if suffix else "csv")
+    if not fmt:
+        raise OcrkitError(
+            f"cannot tell the table format of {args.output.name} from its suffix; "
+            "name it .csv, .parquet or .jsonl, or give --format"
+        )
     export_lines(frame, args.output, fmt, bom=args.bom)
     print(f"{len(frame)} lines written to {args.output}", file=sys.stderr)
     return ExitCode.ok

@@ -174,6 +174,18 @@ def test_export_format_follows_suffix(read_store: Path, tmp_path: Path) -> None:
     assert len(pd.read_parquet(target)) >= 12
 
 
+def test_export_unknown_suffix_needs_format(read_store: Path, tmp_path: Path) -> None:
+    target = tmp_path / "lines.xlsx"
+    done = ocrkit("export", "-o", str(target), storage=read_store)
+    assert done.returncode == 1
+    assert "cannot tell the table format of lines.xlsx" in done.stderr
+    assert not target.exists()
+
+    done = ocrkit("export", "--format", "csv", "-o", str(target), storage=read_store)
+    assert done.returncode == 0, done.stderr
+    assert len(pd.read_csv(target)) >= 12
+
+
 def test_export_into_missing_folder_fails(read_store: Path, tmp_path: Path) -> None:
     target = tmp_path / "missing" / "lines.csv"
     done = ocrkit("export", "-o", str(target), storage=read_store)
