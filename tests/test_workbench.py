@@ -27,6 +27,7 @@ from ocrkit.engines import register_engine
 from ocrkit.models import Line, PageStatus, RecognizedLine, bbox_to_poly
 from ocrkit.store import Store
 from ocrkit.widgets import documents as documents_module
+from ocrkit.widgets import feedback as feedback_module
 from ocrkit.widgets.download import DownloadButton
 from ocrkit.widgets.feedback import Feedback
 from ocrkit.widgets.line_list import SORT_CONFIDENCE, filter_lines
@@ -695,6 +696,25 @@ def test_callback_error_shown_and_logged() -> None:
     logged = "".join(o["text"] for o in feedback.output.outputs)
     assert "Traceback" in logged
     feedback.close()
+
+
+def test_error_stays_below_next_success(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(feedback_module.time, "monotonic", lambda: clock[0])
+    feedback = Feedback()
+    try:
+        feedback.show("roto.pdf was not added: damaged PDF", "error")
+        clock[0] += 5
+        feedback.show("Read acta.pdf: 2 pages", "success")
+        assert feedback.last == ("success", "Read acta.pdf: 2 pages")
+        assert "Read acta.pdf" in feedback.message.value
+        assert "roto.pdf was not added" in feedback.message.value
+
+        clock[0] += feedback_module.ERROR_KEPT_S
+        feedback.show("Read otro.pdf: 1 page", "success")
+        assert "roto.pdf" not in feedback.message.value
+    finally:
+        feedback.close()
 
 
 def test_failing_engine_region_still_adds(

@@ -29,6 +29,9 @@ R = TypeVar("R")
 # The log panel keeps this many records; older ones are dropped.
 MAX_LOG_RECORDS = 400
 _ICONS = {"info": "ℹ", "success": "✓", "warning": "⚠", "error": "✕"}
+# Seconds an error stays on show below the info and success messages that follow
+# it, such as the end of reading the other files of the same upload.
+ERROR_KEPT_S = 30.0
 
 
 class OutputLogHandler(logging.Handler):
@@ -72,6 +75,7 @@ class Feedback:
         self._logger = logging.getLogger(logger_name)
         self._lock = threading.Lock()
         self.last: tuple[Kind, str] | None = None
+        self._error: tuple[float, str] | None = None  # when shown, and its text
         self._attach()
 
     def _attach(self) -> None:
@@ -91,21 +95,37 @@ class Feedback:
         self._logger.setLevel(self._level)
 
     def show(self, text: str, kind: Kind = "info") -> None:
-        """Show one short message, replacing the previous one."""
+        """Show one short message, replacing the previous one.
+
+        An error shown less than ``ERROR_KEPT_S`` seconds before stays below an
+        info or success message, so that it is not gone before it is read.
+        """
         with self._lock:
             self.last = (kind, text)
+            now = time.monotonic()
+            earlier = ""
+            kept = self._error is not None and now - self._error[0] < ERROR_KEPT_S
+            if kind == "error":
+                self._error = (now, text)
+            elif kind in ("info", "success") and kept and self._error is not None:
+                earlier = (
+                    '<div class="okw-note okw-error" role="status">'
+                    f'<span class="okw-icon">{_ICONS["error"]}</span>'
+                    f"<span>{html.escape(self._error[1])}</span></div>"
+                )
             stamp = time.strftime("%H:%M:%S")
             self.message.value = (
                 f'<div class="okw-note okw-{kind}" role="status">'
                 f'<span class="okw-icon">{_ICONS[kind]}</span>'
                 f"<span>{html.escape(text)}</span>"
-                f'<span class="okw-time">{stamp}</span></div>'
+                f'<span class="okw-time">{stamp}</span></div>{earlier}'
             )
 
     def clear(self) -> None:
         """Remove the message."""
         with self._lock:
             self.last = None
+            self._error = None
             self.message.value = ""
 
     def report(self, exc: BaseException, action: str) -> None:
