@@ -32,11 +32,10 @@ class InputFileError(OcrkitError):
     ) -> None:
         self.path = str(path)
         self.page = page
+        # What is wrong and what to do, for messages that name the file already.
+        self.detail = f"{problem}. {fix}" if fix else problem
         where = f"{self.path}, page {page}" if page is not None else self.path
-        message = f"{where}: {problem}"
-        if fix:
-            message = f"{message}. {fix}"
-        super().__init__(message)
+        super().__init__(f"{where}: {self.detail}")
 
 
 class EncryptedPdfError(InputFileError):

@@ -225,7 +225,9 @@ def test_damaged_file_shows_message(bench: Workbench, corpus: Path) -> None:
     assert bench.documents.add_files([(damaged.name, damaged.read_bytes())]) == []
     kind, text = message(bench)
     assert kind == "error"
-    assert "invalid.pdf was not added" in text
+    assert "invalid.pdf was not added: damaged or truncated PDF" in text
+    # Named in front and in MuPDF's reason, not a third time as the error's prefix.
+    assert text.count("invalid.pdf") == 2
     assert bench.store.documents() == []
 
 

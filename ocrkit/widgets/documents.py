@@ -19,7 +19,7 @@ import ipywidgets as widgets
 
 from ocrkit.config import Settings
 from ocrkit.engines import engine_names
-from ocrkit.errors import EncryptedPdfError, OcrkitError
+from ocrkit.errors import EncryptedPdfError, InputFileError, OcrkitError
 from ocrkit.models import Document, Page, PageStatus
 from ocrkit.reading import ReadProgress, ReadReport
 from ocrkit.store import Store
@@ -400,7 +400,10 @@ class DocumentsPanel:
                 continue
             except OcrkitError as exc:
                 log.warning("upload %s rejected: %s", name, exc)
-                notes.append(("error", f"{name} was not added: {exc}"))
+                reason = str(exc)
+                if isinstance(exc, InputFileError) and exc.page is None:
+                    reason = exc.detail  # the message names the file already
+                notes.append(("error", f"{name} was not added: {reason}"))
                 continue
             if known:
                 notes.append(
