@@ -162,7 +162,7 @@ def test_sideways_page_costs_one_more_detection(
     assert abs(calls["rec"] - upright["rec"]) <= 2
 
 
-def test_engine_without_classifier_leaves_the_turn_to_read_page(
+def test_upright_without_classifier_is_none(
     phototest: np.ndarray,
 ) -> None:
     assert OnnxEngine(use_cls=False).recognize_upright(phototest) is None

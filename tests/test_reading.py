@@ -163,6 +163,6 @@ def test_engine_holds_its_memory_while_reading_here(
     read_document(store, document.id, engine="fake", executor=None)
     assert events == ["hold", "page", "page", "page", "free"]
 
-    # An engine that cannot load holds nothing; its pages report why.
+    # An engine that cannot load keeps nothing, and its pages report why.
     report = read_document(store, document.id, pages=[0], engine="no-such-engine")
     assert report.failures == {0: "EngineError"}

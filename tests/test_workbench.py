@@ -242,7 +242,7 @@ def test_same_file_again_is_not_reported_added(bench: Workbench, pdf: Path) -> N
     assert bench.document.id == first
 
 
-def test_page_that_cannot_be_shown_leaves_no_other_page(
+def test_unloadable_page_shows_blank_sheet(
     bench: Workbench, pdf: Path, tmp_path: Path
 ) -> None:
     first = add_and_read(bench, pdf)

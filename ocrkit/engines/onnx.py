@@ -199,7 +199,7 @@ class OnnxEngine:
         on a 200 dpi A4 page) after each page, so that an idle process stays
         small. Allocating it again costs time: on 60 scanned pages, holding it
         read 37.1 pages per minute against 34.3, and peaked at 1.18 GB against
-        1.05 GB. ``read_document`` holds it while it reads in this process.
+        1.05 GB. ``read_document`` keeps it while it reads in this process.
         """
         with self._lock:
             self._holding += 1
@@ -312,7 +312,7 @@ class _Sideways(Exception):
 
 @dataclass
 class _Turning:
-    """What the current call asks of RapidOCR's steps, and what they found."""
+    """What the current call requests of RapidOCR's steps, and what they found."""
 
     stop_if_sideways: bool = False
     check_upside_down: bool = False
@@ -349,8 +349,8 @@ def _watch_orientation(ocr: Any, turning: _Turning) -> None:
     def classify(crops: list[np.ndarray]) -> Any:
         classified, found = cls_and_rotate(crops)
         labels = [label for label, _ in found.cls_res]
-        over = sum(1 for label in labels if "180" in label)
-        if turning.check_upside_down and over > len(labels) / 2:
+        upside_down = sum(1 for label in labels if "180" in label)
+        if turning.check_upside_down and upside_down > len(labels) / 2:
             turning.upside_down = True
             crops = [cv2.rotate(crop, cv2.ROTATE_180) for crop in crops]
             classified, found = cls_and_rotate(crops)

@@ -428,7 +428,8 @@ class DocumentsPanel:
         """Read and select added documents; ``already`` were in the store before."""
         self.refresh()
         if added:
-            new = [d for d in added if d.id not in (already or set())]
+            already = already or set()
+            new = [d for d in added if d.id not in already]
             if new:
                 pages = sum(d.page_count for d in new)
                 names = ", ".join(d.filename for d in new)

@@ -29,9 +29,21 @@ R = TypeVar("R")
 # The log panel keeps this many records; older ones are dropped.
 MAX_LOG_RECORDS = 400
 _ICONS = {"info": "ℹ", "success": "✓", "warning": "⚠", "error": "✕"}
+
+
 # Seconds an error stays on show below the info and success messages that follow
 # it, such as the end of reading the other files of the same upload.
 ERROR_KEPT_S = 30.0
+
+
+def _note_html(kind: Kind, text: str, stamp: str = "") -> str:
+    """Return the HTML of one message, with the time it was shown when given."""
+    time_html = f'<span class="okw-time">{stamp}</span>' if stamp else ""
+    return (
+        f'<div class="okw-note okw-{kind}" role="status">'
+        f'<span class="okw-icon">{_ICONS[kind]}</span>'
+        f"<span>{html.escape(text)}</span>{time_html}</div>"
+    )
 
 
 class OutputLogHandler(logging.Handler):
@@ -103,23 +115,15 @@ class Feedback:
         with self._lock:
             self.last = (kind, text)
             now = time.monotonic()
-            earlier = ""
-            kept = self._error is not None and now - self._error[0] < ERROR_KEPT_S
+            recent_error = ""
+            if self._error is not None and now - self._error[0] < ERROR_KEPT_S:
+                recent_error = self._error[1]
+            notes = _note_html(kind, text, time.strftime("%H:%M:%S"))
             if kind == "error":
                 self._error = (now, text)
-            elif kind in ("info", "success") and kept and self._error is not None:
-                earlier = (
-                    '<div class="okw-note okw-error" role="status">'
-                    f'<span class="okw-icon">{_ICONS["error"]}</span>'
-                    f"<span>{html.escape(self._error[1])}</span></div>"
-                )
-            stamp = time.strftime("%H:%M:%S")
-            self.message.value = (
-                f'<div class="okw-note okw-{kind}" role="status">'
-                f'<span class="okw-icon">{_ICONS[kind]}</span>'
-                f"<span>{html.escape(text)}</span>"
-                f'<span class="okw-time">{stamp}</span></div>{earlier}'
-            )
+            elif kind in ("info", "success") and recent_error:
+                notes += _note_html("error", recent_error)
+            self.message.value = notes
 
     def clear(self) -> None:
         """Remove the message."""
