@@ -312,7 +312,7 @@ class _Sideways(Exception):
 
 @dataclass
 class _Turning:
-    """What the current call requests of RapidOCR's steps, and what they found."""
+    """The orientation checks the current call requests, and what they found."""
 
     stop_if_sideways: bool = False
     check_upside_down: bool = False
