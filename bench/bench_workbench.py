@@ -1,7 +1,7 @@
 """Time the workbench: page turns to 300 boxes drawn, and edits to the store.
 
 Builds a store with one PDF whose pages hold 300 and 290 lines in turn (lines
-stored directly, with the page images OCR would leave), serves the workbench with
+stored directly, as OCR would leave them), serves the workbench with
 ``ocrkit.serve.dashboard_argv`` on a free loopback port and drives it with headless
 Chromium:
 
@@ -10,7 +10,7 @@ Chromium:
   ``requestAnimationFrame`` polling). The workbench prepares the previews of the
   pages beside the one shown, so this is the usual case;
 * page jump: the same from typing a page number three pages ahead, a page whose
-  preview is not prepared: the kernel reads its PNG and encodes the JPEG first;
+  preview is not prepared: the kernel renders the page and encodes the JPEG first;
 * edit: from typing a line's new text (then Enter, or then nothing) to the store
   holding it, timed in this process by polling the store every 5 ms.
 
@@ -44,7 +44,7 @@ import pymupdf
 from ocrkit.models import PageStatus, RecognizedLine, bbox_to_poly
 from ocrkit.serve import HEALTH_PATH, dashboard_argv, server_env
 from ocrkit.sources import Source
-from ocrkit.store import Store, write_page_image
+from ocrkit.store import Store
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -106,9 +106,6 @@ def build_store(root: Path, pages: int) -> Store:
         for index, count in enumerate(line_counts(pages)):
             rendered = source.render(index, DPI)
             height, width = rendered.image.shape[:2]
-            image = write_page_image(
-                store.page_image_path(added.id, index, DPI), rendered.image
-            )
             page = replace(
                 store.page(added.id, index),
                 width_px=width,
@@ -118,7 +115,7 @@ def build_store(root: Path, pages: int) -> Store:
                 engine="bench",
                 model="stored lines",
             )
-            store.save_page(page, fake_lines(count, width, height), image=image)
+            store.save_page(page, fake_lines(count, width, height))
     return store
 
 

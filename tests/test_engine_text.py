@@ -147,9 +147,6 @@ def test_read_document_stores_text_lines(store: Store, corpus: Path) -> None:
     assert page.engine == "text"
     assert page.dpi == pytest.approx(200, abs=0.5)
     assert page.width_px == pytest.approx(595.276 * page.dpi / 72, abs=1)
-    # Text-layer pages are rendered when shown, not while reading.
-    assert store.cached_page_image(document.id, 0) is None
-    assert not any((store.root / "pages").rglob("*"))
     assert len(lines) == 91
     assert all(line.origin == LineOrigin.text_layer for line in lines)
     assert all(line.confidence == 1.0 for line in lines)
@@ -166,7 +163,6 @@ def test_page_view_renders_text_pages(
     document = store.add_file(path)
     read_document(store, document.id, engine="text")
     page = store.page(document.id, 0)
-    assert store.cached_page_image(document.id, 0) is None
 
     images = PageImages(store)
     try:

@@ -20,6 +20,7 @@ import sys
 import time
 import unicodedata
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -190,15 +191,6 @@ def test_killed_reading_resumes_where_it_stopped(tmp_path: Path) -> None:
         assert status == "done"
         expected = page_lines(index + 1)
         assert [squash(text) for _, text in lines] == [squash(t) for t in expected]
-    # A kill may leave a temporary image behind, never a file at a final path.
-    with Store(storage) as store:
-        for index in range(KILL_PAGES):
-            image = store.cached_page_image(document.id, index)
-            assert image is not None
-            assert Image.open(image).size == (
-                store.page(document.id, index).width_px,
-                store.page(document.id, index).height_px,
-            )
 
 
 # -- two sessions at once --------------------------------------------------------
@@ -404,10 +396,19 @@ def fill_disk(folder: Path, leave: int) -> Path:
     return filler
 
 
+def empty_the_log(root: Path) -> None:
+    """Fold SQLite's write-ahead log into the database and cut it to nothing.
+
+    The log keeps its size after a checkpoint, and new writes reuse that room, so
+    only an emptied log makes the next write need room on the disk.
+    """
+    with closing(sqlite3.connect(root / "ocrkit.sqlite")) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
 def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> None:
-    # Paper grain at full resolution makes each page image about a megabyte as PNG.
     pdf = tmp_path / "actas.pdf"
-    pdf.write_bytes(scan_like_pdf(3, grain=(828, 1167)))
+    pdf.write_bytes(scan_like_pdf(3))
     root = small_disk / "storage"
     with Store(root) as store:
         document = store.add_file(pdf)
@@ -415,24 +416,20 @@ def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> 
         before = held_lines(store)
         assert len(before) == 1
 
-        # Room for the database, not for a page image.
-        filler = fill_disk(small_disk, leave=256 * 1024)
-        report = read_document(store, document.id)
-
-        assert report.failures == {1: "StoreError", 2: "StoreError"}
-        for index in (1, 2):
-            page = store.page(document.id, index)
-            assert page.status == PageStatus.failed
-            assert f"p{index + 1:05d}-200dpi.png" in page.error
-            assert "No space left on device" in page.error
-            assert "free disk space" in page.error
-        images = sorted(p.name for p in (root / "pages" / document.id).iterdir())
-        assert images == ["p00001-200dpi.png"]
-        assert leftover_files(root) == []
+        # No room for the next page's lines.
+        empty_the_log(root)
+        filler = fill_disk(small_disk, leave=0)
+        with pytest.raises(StoreError) as error:
+            read_document(store, document.id)
+        assert "the disk is full" in str(error.value)
+        assert str(root / "ocrkit.sqlite") in str(error.value)
+        assert "free disk space" in str(error.value)
+        statuses = [page.status for page in store.pages(document.id)]
+        assert statuses == [PageStatus.done, PageStatus.pending, PageStatus.pending]
         assert held_lines(store) == before
+        assert leftover_files(root) == []
 
-        # No room at all: the database itself cannot grow.
-        fill_disk(small_disk, leave=0)
+        # An edit cannot be written either.
         line_id = next(iter(before))
         with pytest.raises(StoreError) as error:
             store.edit_line(line_id, text="x" * 2_000_000)
@@ -474,41 +471,35 @@ def test_full_disk_keeps_store_and_says_so(small_disk: Path, tmp_path: Path) -> 
 
 def test_full_disk_on_command_line(small_disk: Path, tmp_path: Path) -> None:
     pdf = tmp_path / "actas.pdf"
-    pdf.write_bytes(scan_like_pdf(3, grain=(828, 1167)))
+    pdf.write_bytes(scan_like_pdf(3))
     storage = small_disk / "storage"
     added = ocrkit_process(storage, "add", str(pdf))
     assert added.wait(timeout=120) == 0
-    fill_disk(small_disk, leave=256 * 1024)
+    empty_the_log(storage)
+    # Room to open the store (SQLite's 32 KiB shared-memory file), not to write.
+    fill_disk(small_disk, leave=40 * 1024)
 
     reading = ocrkit_process(storage, "ocr", str(pdf))
     out, err = reading.communicate(timeout=600)
 
     assert reading.returncode == 4, err  # the store's exit code
     errors = [line for line in err.splitlines() if line.startswith("ocrkit: error:")]
-    assert len(errors) == 3, err
-    for number, line in enumerate(errors, start=1):
-        assert line.startswith(f"ocrkit: error: actas.pdf, page {number}: cannot write")
-        assert "(No space left on device); free disk space" in line
-    assert "0/3 pages read, 3 failed  0 lines" in out
+    assert len(errors) == 1, err
+    assert "the disk is full" in errors[0]
+    assert str(storage / "ocrkit.sqlite") in errors[0]
+    assert "free disk space" in errors[0]
     assert "Traceback" not in err
 
 
 FILE_SIZE_LIMITED = """
 import json, sys
-import numpy as np
 from pathlib import Path
 from ocrkit.errors import StoreError
-from ocrkit.store import Store, write_page_image
+from ocrkit.store import Store
 
 root = Path(sys.argv[1])
 messages = {}
 with Store(root) as store:
-    noise = np.random.default_rng(0).integers(0, 255, (800, 800, 3), np.uint8)
-    target = store.page_image_path("abc123", 0, 200)
-    try:
-        write_page_image(target, noise)
-    except StoreError as exc:
-        messages["image"] = str(exc)
     try:
         store.add_bytes(b"%PDF-1.7\\n" + bytes(2_000_000), "subida.pdf")
     except StoreError as exc:
@@ -534,15 +525,11 @@ def test_file_size_limit_leaves_no_half_file(tmp_path: Path) -> None:
 
     result = run_python(FILE_SIZE_LIMITED, str(root), preexec_fn=limit_file_size)
 
-    image_message = str(result["image"])
-    assert f"cannot write {root / 'pages' / 'abc123' / 'p00001-200dpi.png'}" in (
-        image_message
-    )
-    assert "File too large" in image_message
-    assert "free disk space or choose another store folder" in image_message
-    assert "free disk space" in str(result["upload"])
+    upload_message = str(result["upload"])
+    assert "subida.pdf" in upload_message
+    assert "File too large" in upload_message
+    assert "free disk space or choose another store folder" in upload_message
     assert result["documents"] == 0
-    assert not (root / "pages" / "abc123" / "p00001-200dpi.png").exists()
     assert list((root / "files").iterdir()) == []
     assert leftover_files(root) == []
 

@@ -120,7 +120,6 @@ def test_read_stores_lines_in_order(
     assert page.status == PageStatus.done
     assert page.engine == "fake"
     assert page.line_count == 3
-    assert store.cached_page_image(document.id, 0) is not None
 
 
 def test_blank_page_is_no_text(store: Store, tmp_path: Path, fake_engine: FakeEngine):

@@ -1,10 +1,9 @@
 """Page images for the page view: JPEG previews and crops of the page OCR read.
 
-A preview comes from the image the engine read, which the store caches, so that
-the boxes line up. Without a cached image the page is rendered at its dpi and
-turned by its rotation. Previews are scaled down to ``max_width`` pixels. The page
-view stretches the image over the page's pixel space, so boxes stay in page
-pixels.
+A page is rendered from its file at the dpi it was read at and turned by its
+rotation, which gives the pixels the engine read, so the boxes line up. Previews
+are scaled down to ``max_width`` pixels. The page view stretches the image over
+the page's pixel space, so boxes stay in page pixels.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ import numpy as np
 
 from ocrkit.errors import InputFileError
 from ocrkit.models import BBox, Page
-from ocrkit.sources import DEFAULT_DPI, Source
+from ocrkit.sources import DEFAULT_DPI, DEFAULT_MAX_PIXELS, Source
 from ocrkit.store import Store
 
 log = logging.getLogger(__name__)
@@ -103,17 +102,15 @@ class PageImages:
 
     def page_image(self, page: Page) -> np.ndarray:
         """Return the RGB page image whose pixels the page's boxes use."""
-        path = self.store.cached_page_image(page.document_id, page.index)
-        if path is not None:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is not None:
-                return np.ascontiguousarray(bgr[..., ::-1])
-            log.warning("cached page image %s cannot be read; rendering", path)
         dpi = page.dpi or DEFAULT_DPI
+        # A page read within a larger pixel budget than the default needs that
+        # budget again, or its dpi would be lowered.
+        budget = (page.width_px + 2) * (page.height_px + 2)
+        max_pixels = max(DEFAULT_MAX_PIXELS, budget)
         path = self.store.source_path(page.document_id)
         name = self.store.document(page.document_id).filename
         with RENDER_LOCK, Source(path, name=name) as source:
-            image = source.render(page.index, dpi).image
+            image = source.render(page.index, dpi, max_pixels=max_pixels).image
         if page.rotation:
             # rot90 turns counter-clockwise; page.rotation is clockwise.
             image = np.ascontiguousarray(np.rot90(image, -(page.rotation // 90)))
