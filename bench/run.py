@@ -50,6 +50,8 @@ GROUND_TRUTH = {
 }
 # The UNLV transcription writes each character it could not type as "~".
 UNLV_PAGES = {"8071_093.3B.tif"}
+# Pages scanned turned, which ocrkit turns upright and RapidOCR reads as they lie.
+TURNED_PAGES = {"phototest-rotated-R.png"}
 # Scanned pages cycled into the long scanned document: (file, page index).
 SCAN_PAGES = [
     ("acta-municipal-es.pdf", 0),
@@ -70,7 +72,7 @@ class Reader:
     """One column of the page table: how a page gets read."""
 
     label: str
-    kind: str  # ocrkit, rapidocr, paddleocr or tesseract
+    kind: str  # ocrkit, rapidocr, rapidocr_file, paddleocr or tesseract
     engine: str = ""
     missing: str = ""
     # Environment variables for the reader's process, such as OCRKIT_RUNTIME.
@@ -188,11 +190,13 @@ def worker_main(job_path: Path, result_path: Path) -> None:
     workers = {
         "ocrkit": work_ocrkit_pages,
         "rapidocr": work_rapidocr_pages,
+        "rapidocr_file": work_rapidocr_file_pages,
         "paddleocr": work_paddleocr_pages,
         "tesseract": work_tesseract_pages,
         "document": work_document,
         "tesseract_batch": work_tesseract_batch,
         "rapidocr_batch": work_rapidocr_batch,
+        "rapidocr_pdf": work_rapidocr_pdf,
     }
     try:
         output = workers[job["kind"]](job)
@@ -258,6 +262,50 @@ def work_rapidocr_pages(job: dict[str, Any]) -> dict[str, Any]:
         # Decoding the page's PNG file is timed, as Tesseract's is.
         def read(path: str = page["image"]) -> str:
             result = ocr(cv2.imread(path, cv2.IMREAD_COLOR))
+            return "\n".join(
+                str(text) for text in (getattr(result, "txts", None) or ())
+            )
+
+        pages.append({"name": page["name"], **timed_runs(read, job["runs"])})
+    return {"pages": pages}
+
+
+def file_image(file: str, index: int) -> Any:
+    """Return a page of a file as a BGR array, as a RapidOCR user would get it.
+
+    PDF pages are rendered by PyMuPDF in RGB at ocrkit's default dpi; image files
+    are decoded by OpenCV.
+    """
+    import cv2
+    import numpy as np
+    import pymupdf
+
+    from ocrkit.sources import DEFAULT_DPI
+
+    if not file.lower().endswith(".pdf"):
+        return cv2.imread(file, cv2.IMREAD_COLOR)
+    with pymupdf.open(file) as document:
+        pixmap = document[index].get_pixmap(dpi=DEFAULT_DPI, alpha=False)
+    rgb = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(
+        pixmap.height, pixmap.width, 3
+    )
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def work_rapidocr_file_pages(job: dict[str, Any]) -> dict[str, Any]:
+    """Read each page from its file with RapidOCR: render or decode, then OCR."""
+    import rapidocr
+    from rapidocr import RapidOCR
+
+    from ocrkit.engines.onnx import OnnxEngine
+
+    models = Path(rapidocr.__file__).parent / "models"
+    ocr = RapidOCR(params=OnnxEngine().rapidocr_params(models))
+    pages = []
+    for page in job["pages"]:
+
+        def read(file: str = page["file"], index: int = page["index"]) -> str:
+            result = ocr(file_image(file, index))
             return "\n".join(
                 str(text) for text in (getattr(result, "txts", None) or ())
             )
@@ -346,6 +394,25 @@ def work_rapidocr_batch(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "pages": len(job["images"])}
 
 
+def work_rapidocr_pdf(job: dict[str, Any]) -> dict[str, Any]:
+    """Render a PDF's first pages with PyMuPDF and read each with RapidOCR.
+
+    The time includes loading the models and rendering, as ocrkit's whole-document
+    times do.
+    """
+    import rapidocr
+    from rapidocr import RapidOCR
+
+    from ocrkit.engines.onnx import OnnxEngine
+
+    started = time.perf_counter()
+    models = Path(rapidocr.__file__).parent / "models"
+    ocr = RapidOCR(params=OnnxEngine().rapidocr_params(models))
+    for index in range(job["pages"]):
+        ocr(file_image(job["file"], index))
+    return {"seconds": time.perf_counter() - started, "pages": job["pages"]}
+
+
 def fixed_pool(spec: str) -> Any:
     """Start a pool from ``pool:WORKERS:THREADS``, with that many model threads."""
     import multiprocessing
@@ -417,6 +484,7 @@ def work_document(job: dict[str, Any]) -> dict[str, Any]:
 READER_NAMES = (
     "ocrkit",
     "rapidocr",
+    "rapidocr-file",
     "ocrkit-ort",
     "rapidocr-ort",
     "ocrkit-paddle",
@@ -444,6 +512,9 @@ def available_readers(names: list[str]) -> list[Reader]:
     readers = {
         "ocrkit": Reader("ocrkit onnx (read_document)", "ocrkit", "onnx"),
         "rapidocr": Reader("rapidocr direct, same models", "rapidocr"),
+        "rapidocr-file": Reader(
+            "rapidocr direct from the file, same models", "rapidocr_file"
+        ),
         "ocrkit-ort": Reader("ocrkit onnx on ONNX Runtime", "ocrkit", "onnx", env=ort),
         "rapidocr-ort": Reader("rapidocr direct on ONNX Runtime", "rapidocr", env=ort),
         "ocrkit-paddle": Reader(
@@ -669,6 +740,11 @@ def measure_documents(
         {"kind": "rapidocr_batch", "images": images},
         "images rendered beforehand",
     )
+    read(
+        f"rapidocr direct from the PDF, same models, first {sample} pages",
+        {"kind": "rapidocr_pdf", "file": str(scan), "pages": sample},
+        "rendered by PyMuPDF in the loop",
+    )
     names = {reader.kind: reader for reader in readers}
     if "tesseract" in names and not names["tesseract"].missing:
         for parallel in sorted({1, cores}):
@@ -791,6 +867,17 @@ def document_table(rows: list[DocumentRow]) -> list[str]:
     return lines
 
 
+def overhead_on_rendered(ocrkit: PageRow, direct: PageRow) -> str:
+    """Return ocrkit's extra time per page over a reader, and on upright pages."""
+    text = f"{100 * (ocrkit.seconds / direct.seconds - 1):+.0f}%"
+    upright = [name for name in direct.per_page if name not in TURNED_PAGES]
+    if upright and all(name in ocrkit.per_page for name in upright):
+        ours = statistics.mean(ocrkit.per_page[name][0] for name in upright)
+        theirs = statistics.mean(direct.per_page[name][0] for name in upright)
+        text += f" ({100 * (ours / theirs - 1):+.0f}% on the upright ones)"
+    return text
+
+
 def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[str]:
     """Return the markdown table of targets, measured figures and verdicts.
 
@@ -845,15 +932,31 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
     text_engine = document("ocrkit text engine")
 
     target = "ocrkit adds at most 5% to the time of the same models called directly"
-    if ocrkit and direct and sample_rate and direct_rate:
-        single = 100 * (ocrkit.seconds / direct.seconds - 1)
-        whole = 100 * (direct_rate / sample_rate - 1)
-        add(
-            target,
-            f"{single:+.0f}% on single pages, {whole:+.0f}% over the sample pages "
-            "read as one document",
-            verdict(max(single, whole) <= 5),
+    from_file = page("rapidocr direct from the file")
+    pdf_rate = rate("rapidocr direct from the PDF")
+    if ocrkit and sample_rate and from_file and pdf_rate:
+        single = 100 * (ocrkit.seconds / from_file.seconds - 1)
+        whole = 100 * (pdf_rate / sample_rate - 1)
+        measured = (
+            f"{single:+.0f}% on single pages and {whole:+.0f}% over the sample pages "
+            "read as one document, against RapidOCR reading the same files"
         )
+        if direct and direct_rate:
+            measured += (
+                f"; against RapidOCR given the pages already rendered, "
+                f"{overhead_on_rendered(ocrkit, direct)} and "
+                f"{100 * (direct_rate / sample_rate - 1):+.0f}%"
+            )
+        add(target, measured, verdict(max(single, whole) <= 5))
+    elif ocrkit and direct and sample_rate and direct_rate:
+        whole = 100 * (direct_rate / sample_rate - 1)
+        measured = (
+            f"{overhead_on_rendered(ocrkit, direct)} on single pages, {whole:+.0f}% "
+            "over the sample pages read as one document, against RapidOCR given "
+            "the pages already rendered"
+        )
+        single = 100 * (ocrkit.seconds / direct.seconds - 1)
+        add(target, measured, verdict(max(single, whole) <= 5))
     else:
         add(target, None)
 
@@ -988,7 +1091,7 @@ def report(
         f"Each page read once to start up, then {count(settings.runs, 'more time')}; "
         "seconds are the mean over pages of each page's median. Start-up is the "
         "first page's first read, with model loading. ocrkit renders the page "
-        "from its file and stores the lines and the page image; the other readers "
+        "from its file and stores the lines; the other readers "
         "get the page already rendered by ocrkit at the same size, as a PNG file "
         "that they decode within the time. Peak RSS is "
         "that of the reader's whole process tree. CER and WER are over all pages, "
