@@ -414,16 +414,11 @@ def work_rapidocr_pdf(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def fixed_pool(spec: str) -> Any:
-    """Start a pool from ``pool:WORKERS:THREADS``, with that many model threads."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    """Start a pool from ``pool:WORKERS:THREADS``, set up as ``--workers`` sets it."""
+    from ocrkit.reading import page_pool
 
     _, workers, threads = spec.split(":")
-    # Workers come from a fork server started now, so they inherit this setting.
-    os.environ["OCRKIT_THREADS"] = threads
-    os.environ["OMP_NUM_THREADS"] = threads
-    context = multiprocessing.get_context("forkserver")
-    return ProcessPoolExecutor(max_workers=int(workers), mp_context=context)
+    return page_pool(int(workers), threads=int(threads))
 
 
 def work_document(job: dict[str, Any]) -> dict[str, Any]:

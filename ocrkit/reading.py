@@ -519,18 +519,19 @@ def parallel_workers(engine: str, page_count: int) -> int:
     return min(cores // CORES_PER_WORKER, page_count)
 
 
-def page_pool(workers: int) -> ProcessPoolExecutor:
+def page_pool(workers: int, threads: int | None = None) -> ProcessPoolExecutor:
     """Start a process pool for ``read_document`` whose workers share the cores.
 
-    Each worker gets ``OCRKIT_THREADS`` and ``OMP_NUM_THREADS`` set to its share of
-    the cores, so that model runtimes do not start a thread per core in every
-    worker. Workers come from a fork server (spawned where there is none), never
-    forked from this process: a child forked after ONNX Runtime and OpenCV started
-    their threads hangs. Like any spawned worker, they import the calling script
-    again, so a script must call ``read_document`` under ``if __name__ ==
-    "__main__":``.
+    Each worker gets ``OCRKIT_THREADS`` and ``OMP_NUM_THREADS`` set to ``threads``,
+    by default its share of the cores, so that model runtimes do not start a thread
+    per core in every worker. Workers come from a fork server (spawned where there
+    is none), never forked from this process: a child forked after ONNX Runtime and
+    OpenCV started their threads hangs. Like any spawned worker, they import the
+    calling script again, so a script must call ``read_document`` under ``if
+    __name__ == "__main__":``.
     """
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is None:
+        threads = max(1, (os.cpu_count() or 1) // workers)
     methods = multiprocessing.get_all_start_methods()
     method = "forkserver" if "forkserver" in methods else "spawn"
     return ProcessPoolExecutor(
@@ -544,8 +545,8 @@ def page_pool(workers: int) -> ProcessPoolExecutor:
 def _limit_threads(threads: int, parent_pid: int) -> None:
     os.environ["OCRKIT_THREADS"] = str(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
-    # Workers free the models' memory after each page: two workers on 2 cores
-    # already peak at 2.1 GB, and the pool ends with the document anyway.
+    # Workers free the models' memory after each page, because two workers on 2
+    # cores already peak at 2.1 GB. The pool ends with the document anyway.
     from ocrkit.engines import onnx
 
     onnx.KEEP_MEMORY_S = 0.0

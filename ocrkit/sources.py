@@ -111,7 +111,7 @@ def normalise_image(image: Image.Image) -> np.ndarray:
             pick = on_white if on_white.std() >= on_black.std() else on_black
             return _dark_on_light(pick.astype(np.uint8))
     if image.mode in ("1", "L"):
-        # Inverted in one channel, then widened: a third of the work on scans.
+        # Inverting one channel and then widening it is a third of the work.
         return _grey_to_rgb(_dark_on_light(np.asarray(image.convert("L"))))
     rgb_array = np.asarray(image.convert("RGB"))
     return _dark_on_light(rgb_array)
@@ -270,9 +270,9 @@ class Source:
         image = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(
             pixmap.height, pixmap.width, 3
         )
-        # MuPDF rounds the pixel size up, so the last row or column may be partly
-        # outside the page; the scale of every other pixel is ``used_dpi``, and
-        # rendering at it again gives the same pixels.
+        # MuPDF rounds the pixel size up, so the last row or column may lie partly
+        # outside the page. Every pixel is still at ``used_dpi``, so rendering at it
+        # again gives the same pixels.
         return RenderedPage(image.copy(), used_dpi, width_pt, height_pt)
 
     def _check_repaired_page(self, page: pymupdf.Page, index: int) -> None:
@@ -341,7 +341,7 @@ def _is_grey(page: pymupdf.Page) -> bool:
         for key in ("color", "fill"):
             if not _grey_colour(path.get(key)):
                 return False
-    # Type 3 is invisible text, as scanners lay over the image.
+    # Type 3 is invisible text, which scanners lay over the image.
     return all(
         span["type"] == 3 or _grey_colour(span["color"])
         for span in page.get_texttrace()

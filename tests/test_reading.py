@@ -166,3 +166,23 @@ def test_engine_holds_its_memory_while_reading_here(
     # An engine that cannot load keeps nothing, and its pages report why.
     report = read_document(store, document.id, pages=[0], engine="no-such-engine")
     assert report.failures == {0: "EngineError"}
+
+
+def _worker_settings() -> tuple[str, str, float]:
+    from ocrkit.engines import onnx
+
+    return (
+        os.environ["OCRKIT_THREADS"],
+        os.environ["OMP_NUM_THREADS"],
+        onnx.KEEP_MEMORY_S,
+    )
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(None, "1"), (2, "2")])
+def test_pool_workers_share_cores_and_free_memory(
+    threads: int | None, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    with reading.page_pool(2, threads=threads) as pool:
+        settings = pool.submit(_worker_settings).result(timeout=120)
+    assert settings == (expected, expected, 0.0)

@@ -204,7 +204,7 @@ class OnnxEngine:
     def _release_if_idle(self) -> None:
         with self._lock:
             if self._holding or self._release_timer is not threading.current_thread():
-                return  # a page came since, and a later timer took over
+                return  # a page came since, and a later timer replaced this one
             self._release_timer = None
             self._release_memory()
 
@@ -454,12 +454,12 @@ class _OpenVinoSession:
 # widths mean fewer shapes to compile, more padding means more to compute.
 REC_WIDTH_STEP = 64
 # Seconds the models keep their working memory (about 500 MB for the detector on
-# a 200 dpi A4 page) after the last page, so that an idle process shrinks but the
-# next page does not allocate it again. Allocating it for each page cost 0.09 to
-# 0.14 s on A4 scans read one call a page, and on 60 pages read in one call,
-# keeping it read 37.1 pages per minute against 34.3 and peaked at 1.18 GB
-# against 1.05 GB. 0 frees it after every call, and the detector's before the
-# recognizer runs.
+# a 200 dpi A4 page) after the last page. An idle process thus shrinks, but the
+# next page does not allocate the memory again. Allocating it cost 0.09 to 0.14 s
+# per A4 scan read one call a page. On 60 pages read in one call, keeping it read
+# 37.1 pages per minute against 34.3, and peaked at 1.18 GB against 1.05 GB. With
+# 0, every call frees it, and the detector frees its own before the recognizer
+# runs.
 KEEP_MEMORY_S = 10.0
 SHAPE_CACHE = 64
 # Lines per recognizer call. With one line a call, the recognizer gets one input
