@@ -493,8 +493,8 @@ PARALLEL_ENGINES = frozenset({"onnx", "paddle", "auto"})
 # win back, while this process keeps its loaded engine between calls.
 MIN_PARALLEL_PAGES = 8
 # Cores each default worker gets for its model threads. On 2 cores, two workers of
-# one OpenVINO thread read 18 scanned pages at 40 pages per minute and peaked at
-# 2.1 GB of RSS. This process alone read them at 34 and peaked at 1.2 GB (37.7
+# one OpenVINO thread read 18 scanned pages at 41 pages per minute and peaked at
+# 2.1 GB of RSS. This process alone read them at 36 and peaked at 1.2 GB (39
 # pages per minute on a 300-page scan). The default keeps a long document under
 # 1.5 GB, so 2 cores get no pool, and ``--workers 2`` is there for those with the
 # memory to spare.

@@ -10,6 +10,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
+from ocrkit import sources
 from ocrkit.errors import EncryptedPdfError, InputFileError
 from ocrkit.sources import Source, fit_dpi, normalise_image, sniff_kind
 
@@ -192,3 +193,61 @@ def test_every_image_mode_becomes_rgb(mode: str) -> None:
     assert image.shape == (60, 200, 3)
     assert image[30, 100].max() < 64
     assert image[5, 5].min() > 192
+
+
+def grey_scan_pdf(corpus: Path) -> pymupdf.Document:
+    """Return a new one-page PDF holding the acta's grey JPEG scan."""
+    document = pymupdf.open()
+    with pymupdf.open(corpus / "acta-municipal-es.pdf") as acta:
+        document.insert_pdf(acta)
+    return document
+
+
+def rgb_render(path: Path, dpi: float = 200) -> np.ndarray:
+    with pymupdf.open(path) as document:
+        pixmap = document[0].get_pixmap(dpi=dpi, colorspace=pymupdf.csRGB, alpha=False)
+    return np.frombuffer(pixmap.samples, np.uint8).reshape(
+        pixmap.height, pixmap.width, 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "grey"),
+    [
+        ("acta-municipal-es.pdf", True),
+        ("skew.pdf", True),  # a one-bit scan
+        ("Seige_of_Vicksburg_Sample_OCR.pdf", False),  # colour layers
+        ("masks.pdf", False),  # stencils painted in colour
+        ("multicolumn.pdf", False),  # no image at all
+    ],
+)
+def test_grey_pages_render_as_in_rgb(corpus: Path, name: str, grey: bool) -> None:
+    with pymupdf.open(corpus / name) as document:
+        assert sources._is_grey(document[0]) is grey
+    with Source(corpus / name) as source:
+        rendered = source.render(0)
+    assert np.array_equal(rendered.image, rgb_render(corpus / name))
+
+
+@pytest.mark.parametrize("addition", ["red text", "invisible text", "highlight"])
+def test_colour_over_a_grey_scan_renders_in_rgb(
+    corpus: Path, tmp_path: Path, addition: str
+) -> None:
+    path = tmp_path / "scan.pdf"
+    document = grey_scan_pdf(corpus)
+    page = document[0]
+    if addition == "red text":
+        page.insert_text((72, 800), "Sello: ¡recibido!", color=(1, 0, 0))
+    elif addition == "invisible text":
+        page.insert_text((72, 800), "capa de texto", render_mode=3)
+    else:
+        page.add_highlight_annot(pymupdf.Rect(72, 100, 300, 130))
+    grey = addition == "invisible text"
+    assert sources._is_grey(page) is grey
+    document.save(path)
+    document.close()
+    with Source(path) as source:
+        rendered = source.render(0)
+    assert np.array_equal(rendered.image, rgb_render(path))
+    channels_differ = not np.array_equal(rendered.image[..., 0], rendered.image[..., 2])
+    assert channels_differ is not grey
