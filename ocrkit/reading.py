@@ -168,7 +168,8 @@ def _read_page(task: PageTask) -> tuple[PageResult, bool]:
         return _read_by_ocr(task, engine, source), True
     except OcrkitError as exc:
         name = task.name or task.path
-        log.warning("page %d of %s failed: %s", task.page_index + 1, name, exc)
+        # The caller gets the reason in the result and reports it to the user.
+        log.info("page %d of %s failed: %s", task.page_index + 1, name, exc)
         result = PageResult(base, [], error=str(exc), error_kind=type(exc).__name__)
     except MemoryError:
         message = "out of memory while reading the page; lower the dpi"

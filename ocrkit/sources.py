@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,6 +252,9 @@ class Source:
                 dpi,
                 max_pixels,
             )
+        repaired = self._doc.is_repaired
+        if repaired:
+            pymupdf.TOOLS.reset_mupdf_warnings()
         try:
             zoom = used_dpi / 72.0
             grey = _is_grey(page)
@@ -263,6 +267,8 @@ class Source:
             raise InputFileError(
                 self.name, f"page cannot be rendered ({exc})", page=index + 1
             ) from exc
+        if repaired:
+            self._check_rendered_whole(index)
         if grey:
             samples = np.frombuffer(pixmap.samples, dtype=np.uint8)
             image = _grey_to_rgb(samples.reshape(pixmap.height, pixmap.width))
@@ -289,6 +295,22 @@ class Source:
             raise InputFileError(
                 self.name,
                 f"the page is damaged because {problem}",
+                page=index + 1,
+                fix="The file looks truncated or corrupt; add a complete copy",
+            )
+
+    def _check_rendered_whole(self, index: int) -> None:
+        """Raise when MuPDF reported a cut or broken object while rendering a page.
+
+        In a repaired PDF, a page whose image or content stream was cut short
+        renders partly or entirely blank, with only a warning from MuPDF.
+        """
+        warnings = pymupdf.TOOLS.mupdf_warnings(reset=True).splitlines()
+        damage = [line for line in warnings if _DAMAGE_WARNING.search(line)]
+        if damage:
+            raise InputFileError(
+                self.name,
+                f"the page is damaged (MuPDF: {damage[0]})",
                 page=index + 1,
                 fix="The file looks truncated or corrupt; add a complete copy",
             )
@@ -395,11 +417,29 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
         page_count = doc.page_count
     except RuntimeError as exc:
         raise _damaged_pdf(path, exc, file) from exc
+    if page_count == 0 and doc.is_repaired:
+        raise InputFileError(
+            path,
+            "damaged or truncated PDF (no page was found in what is left of it)",
+            fix="Repair it (for example with qpdf) or get a fresh copy",
+        )
     if page_count == 0:
         raise InputFileError(path, "the PDF has no pages")
-    if doc.is_repaired:
+    if doc.is_repaired and path not in _REPAIRED_LOGGED:
+        _REPAIRED_LOGGED.add(path)
         log.warning("%s: the PDF was damaged and MuPDF repaired it", path)
     return doc
+
+
+# Files whose repair was logged already: this process opens a file several times.
+_REPAIRED_LOGGED: set[str] = set()
+# MuPDF warnings, while rendering a page of a repaired PDF, that a stream or object
+# of the page was cut short or is broken.
+_DAMAGE_WARNING = re.compile(
+    r"syntax error|may not be correct|truncated|premature end|not a stream|"
+    r"Length incorrect|could not parse|missing",
+    re.IGNORECASE,
+)
 
 
 def _describe(exc: Exception, file: Path, path: str) -> str:
@@ -422,7 +462,6 @@ def _damaged_pdf(path: str, exc: Exception, file: Path) -> InputFileError:
 
 def _missing_page_objects(doc: pymupdf.Document, page: pymupdf.Page) -> str:
     """Return what a page lacks among its page object, contents and images."""
-    # TODO: a stream cut inside its data still passes; MuPDF renders what is left.
     try:
         if doc.xref_get_key(page.xref, "Type") != ("name", "/Page"):
             return "its page object is missing"

@@ -286,6 +286,47 @@ def test_truncated_pdf_on_command_line(tmp_path: Path) -> None:
     )
 
 
+def test_pages_cut_inside_their_streams_fail(
+    store: Store, corpus: Path, tmp_path: Path
+) -> None:
+    """Pages MuPDF renders partly or wholly blank after repairing fail by number."""
+    cut = tmp_path / "multipage-cut.pdf"
+    cut.write_bytes((corpus / "multipage.pdf").read_bytes()[:400_000])
+    document = store.add_file(cut)
+    assert document.page_count == 6
+
+    report = read_document(store, document.id, executor=None)
+
+    assert sorted(report.failures) == list(range(6))
+    for page in store.pages(document.id):
+        assert page.status == PageStatus.failed
+        assert f"multipage-cut.pdf, page {page.number}: the page is damaged" in (
+            page.error
+        )
+        assert page.error.endswith("add a complete copy")
+        assert store.lines(document.id, page.index) == []
+    # Page 1 renders without its image: MuPDF cannot parse the image's colour space.
+    first = store.page(document.id, 0).error
+    assert "(MuPDF: syntax error: could not parse color space" in first
+
+
+def test_pdf_cut_before_its_page_tree_is_rejected(
+    store: Store, corpus: Path, tmp_path: Path
+) -> None:
+    cut = tmp_path / "vicksburg-cut.pdf"
+    data = (corpus / "Seige_of_Vicksburg_Sample_OCR.pdf").read_bytes()
+    cut.write_bytes(data[:100_000])
+
+    with pytest.raises(InputFileError) as error:
+        store.add_file(cut)
+
+    message = str(error.value)
+    assert message.startswith(f"{cut}: damaged or truncated PDF (no page was found")
+    assert message.endswith("get a fresh copy")
+    assert store.documents() == []
+    assert list((store.root / "files").iterdir()) == []
+
+
 def test_pdf_cut_too_short_is_rejected(filled_store: Store, tmp_path: Path) -> None:
     """A PDF cut before its first page's objects cannot be repaired at all."""
     store = filled_store

@@ -146,15 +146,34 @@ def test_empty_user_password_opens(tmp_path: Path) -> None:
 
 def test_pdf_without_pages_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "nopages.pdf"
-    # PyMuPDF cannot save a PDF without pages, so write the smallest one by hand.
+    # PyMuPDF cannot save a PDF without pages, so write the smallest one by hand,
+    # with a cross-reference table so that MuPDF need not repair it.
     body = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+    )
+    offsets = [body.index(b"1 0 obj"), body.index(b"2 0 obj")]
+    xref = b"xref\n0 3\n0000000000 65535 f \n" + b"".join(
+        b"%010d 00000 n \n" % offset for offset in offsets
+    )
+    trailer = b"trailer<</Size 3/Root 1 0 R>>\nstartxref\n%d\n%%%%EOF\n" % len(body)
+    path.write_bytes(body + xref + trailer)
+    with pytest.raises(InputFileError, match="nopages.pdf: the PDF has no pages"):
+        Source(path)
+
+
+def test_pdf_repaired_to_no_pages_is_called_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "sin-tabla.pdf"
+    # Without a cross-reference table MuPDF repairs the file and finds no page.
+    path.write_bytes(
         b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
         b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
         b"trailer<</Root 1 0 R>>\n%%EOF\n"
     )
-    path.write_bytes(body)
-    with pytest.raises(InputFileError, match="nopages.pdf: .*no pages"):
+    with pytest.raises(InputFileError) as error:
         Source(path)
+    assert "sin-tabla.pdf: damaged or truncated PDF" in str(error.value)
+    assert str(error.value).endswith("get a fresh copy")
 
 
 def test_page_index_out_of_range(corpus: Path) -> None:

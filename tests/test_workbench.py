@@ -24,7 +24,7 @@ from ipywidgets.widgets.widget import _instances  # every open widget, by comm i
 
 from ocrkit.config import load_settings
 from ocrkit.engines import register_engine
-from ocrkit.models import Line, PageStatus, RecognizedLine, bbox_to_poly
+from ocrkit.models import Line, Page, PageStatus, RecognizedLine, bbox_to_poly
 from ocrkit.store import Store
 from ocrkit.widgets import documents as documents_module
 from ocrkit.widgets import feedback as feedback_module
@@ -824,3 +824,19 @@ def test_reader_stops_idle_worker(store: Store) -> None:
     assert reader._pages is None
     assert reader._executor() is not worker
     reader.close()
+
+
+def test_failure_reasons_group_pages() -> None:
+    def failed(number: int, reason: str) -> Page:
+        error = f"actas.pdf, page {number}: {reason}"
+        return Page("d", number - 1, 595, 842, status=PageStatus.failed, error=error)
+
+    pages = [
+        failed(3, "its content stream is missing"),
+        failed(4, "its content stream is missing"),
+        failed(6, "the page is damaged (MuPDF: truncated image)"),
+    ]
+    assert documents_module.failure_reasons("actas.pdf", pages) == (
+        "pages 3, 4: its content stream is missing; "
+        "page 6: the page is damaged (MuPDF: truncated image)"
+    )

@@ -453,8 +453,8 @@ class _OpenVinoSession:
 # 64 and 128 px read 26.3, 28.2, 31.9, 34.3 and 32.1 pages per minute: fewer
 # widths mean fewer shapes to compile, more padding means more to compute.
 REC_WIDTH_STEP = 64
-# Seconds the models keep their working memory (about 500 MB for the detector on
-# a 200 dpi A4 page) after the last page. An idle process thus shrinks, but the
+# Seconds the models keep their working memory (a few hundred MB on a 200 dpi A4
+# page) after the last page. An idle process thus shrinks, but the
 # next page does not allocate the memory again. Allocating it cost 0.09 to 0.14 s
 # per A4 scan read one call a page. On 60 pages read in one call, keeping it read
 # 37.1 pages per minute against 34.3, and peaked at 1.18 GB against 1.05 GB. With

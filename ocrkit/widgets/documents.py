@@ -546,12 +546,12 @@ class DocumentsPanel:
         elif error is not None:
             self.feedback.report(error, f"Reading {name}")
         elif report is not None and report.failures:
-            pages = self.store.pages(job.document_id)
-            reasons = "; ".join(
-                f"page {p.number}: {p.error}"
-                for p in pages
-                if p.index in report.failures
-            )
+            failed = [
+                page
+                for page in self.store.pages(job.document_id)
+                if page.index in report.failures
+            ]
+            reasons = failure_reasons(name, failed)
             self.feedback.show(
                 f"{name}: {len(report.failures)} of {len(report.pages)} pages failed "
                 f"({reasons}).",
@@ -570,6 +570,23 @@ class DocumentsPanel:
         self.reader.close()
         if self._arrival_timer is not None:
             self._arrival_timer.cancel()
+
+
+def failure_reasons(name: str, pages: Sequence[Page]) -> str:
+    """Return why failed pages of a document failed, each reason once.
+
+    A page's error names the file and page, which the message around it already
+    does, so that part is left out: "pages 3, 4: its content stream is missing".
+    """
+    by_reason: dict[str, list[int]] = {}
+    for page in pages:
+        reason = page.error.removeprefix(f"{name}, page {page.number}: ")
+        by_reason.setdefault(reason, []).append(page.number)
+    return "; ".join(
+        f"{'pages' if len(numbers) > 1 else 'page'} "
+        f"{', '.join(str(n) for n in numbers)}: {reason}"
+        for reason, numbers in by_reason.items()
+    )
 
 
 def too_large_message(files: Sequence[dict[str, Any]], limit_bytes: int) -> str:
