@@ -840,3 +840,19 @@ def test_failure_reasons_group_pages() -> None:
         "pages 3, 4: its content stream is missing; "
         "page 6: the page is damaged (MuPDF: truncated image)"
     )
+
+
+def test_status_bar_fills_when_every_page_failed() -> None:
+    pages = [
+        Page("d", index, 595, 842, status=PageStatus.failed, error="damaged")
+        for index in range(6)
+    ]
+    cell = documents_module.status_cell(pages, None)
+    assert cell["label"] == "6 failed"
+    assert cell["state"] == "failed"
+    assert cell["done"] == cell["total"] == 6
+    pages[0] = replace(pages[0], status=PageStatus.done)
+    pages[1] = replace(pages[1], status=PageStatus.pending)
+    cell = documents_module.status_cell(pages, None)
+    assert cell["label"] == "4 failed"
+    assert (cell["done"], cell["total"]) == (5, 6)

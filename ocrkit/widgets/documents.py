@@ -614,12 +614,15 @@ def status_cell(pages: Sequence[Page], state: ReadState | None) -> dict[str, Any
             "state": "reading",
         }
     if failed:
+        # The bar fills to every page tried, so that it shows red even when no
+        # page was read.
         label = f"{failed} failed"
-        kind = "failed"
-    elif read == total:
-        label = f"{read}/{total} read"
-        kind = "done"
-    else:
-        label = f"{read}/{total} read"
-        kind = "pending"
+        return {
+            "done": read + failed,
+            "total": max(1, total),
+            "label": label,
+            "state": "failed",
+        }
+    kind = "done" if read == total else "pending"
+    label = f"{read}/{total} read"
     return {"done": read, "total": max(1, total), "label": label, "state": kind}
