@@ -292,12 +292,7 @@ class Source:
             return
         problem = _missing_page_objects(self._doc, page)
         if problem:
-            raise InputFileError(
-                self.name,
-                f"the page is damaged because {problem}",
-                page=index + 1,
-                fix="The file looks truncated or corrupt; add a complete copy",
-            )
+            raise self._damaged_page(index, f"because {problem}")
 
     def _check_rendered_whole(self, index: int) -> None:
         """Raise when MuPDF reported a cut or broken object while rendering a page.
@@ -308,12 +303,15 @@ class Source:
         warnings = pymupdf.TOOLS.mupdf_warnings(reset=True).splitlines()
         damage = [line for line in warnings if _DAMAGE_WARNING.search(line)]
         if damage:
-            raise InputFileError(
-                self.name,
-                f"the page is damaged (MuPDF: {damage[0]})",
-                page=index + 1,
-                fix="The file looks truncated or corrupt; add a complete copy",
-            )
+            raise self._damaged_page(index, f"(MuPDF: {damage[0]})")
+
+    def _damaged_page(self, index: int, reason: str) -> InputFileError:
+        return InputFileError(
+            self.name,
+            f"the page is damaged {reason}",
+            page=index + 1,
+            fix="The file looks truncated or corrupt; add a complete copy",
+        )
 
     def _frame(self, index: int) -> Image.Image:
         assert self._image is not None
@@ -425,14 +423,14 @@ def _open_pdf(file: Path, path: str, password: str | None) -> pymupdf.Document:
         )
     if page_count == 0:
         raise InputFileError(path, "the PDF has no pages")
-    if doc.is_repaired and path not in _REPAIRED_LOGGED:
-        _REPAIRED_LOGGED.add(path)
+    if doc.is_repaired and file not in _REPAIRED_LOGGED:
+        _REPAIRED_LOGGED.add(file)
         log.warning("%s: the PDF was damaged and MuPDF repaired it", path)
     return doc
 
 
 # Files whose repair was logged already: this process opens a file several times.
-_REPAIRED_LOGGED: set[str] = set()
+_REPAIRED_LOGGED: set[Path] = set()
 # MuPDF warnings, while rendering a page of a repaired PDF, that a stream or object
 # of the page was cut short or is broken.
 _DAMAGE_WARNING = re.compile(

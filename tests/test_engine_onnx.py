@@ -237,12 +237,12 @@ def test_memory_is_freed_once_pages_stop_coming(
         with openvino_engine.holding_memory():
             openvino_engine.recognize(phototest)
             time.sleep(1.5)
-            held = [counter.releases for counter in counters]
+            inside_block = [counter.releases for counter in counters]
         time.sleep(1.5)
         after = [counter.releases for counter in counters]
     assert between == [0, 0, 0]
     assert idle == [1, 1, 1]
-    assert held == idle
+    assert inside_block == idle
     assert after == [2, 2, 2]
 
 

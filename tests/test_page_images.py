@@ -83,7 +83,7 @@ def test_turned_scan_is_shown_as_read(
     assert np.array_equal(page_images.page_image(page), images_read[0])
 
 
-def test_page_read_within_a_larger_budget_keeps_its_dpi(
+def test_larger_pixel_budget_keeps_dpi(
     corpus: Path, store: Store, images_read: list[np.ndarray], page_images: PageImages
 ) -> None:
     document = store.add_file(corpus / "acta-municipal-es.pdf")
