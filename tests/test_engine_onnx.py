@@ -76,6 +76,28 @@ def test_openvino_memory_is_bounded(
     assert ocr.text_rec.rec_batch_num == 1
 
 
+def test_two_streams_read_same_lines(acta: np.ndarray) -> None:
+    # Lines read on two streams at once keep the order, boxes, text and
+    # confidence they get when read one after another.
+    together = OnnxEngine(runtime="openvino", threads=2)
+    alone = OnnxEngine(runtime="openvino", threads=1)
+    read_together = together.recognize(acta)
+    read_alone = alone.recognize(acta)
+    rec = together._load().text_rec
+    assert isinstance(rec, onnx._LinesInParallel)
+    assert rec.session.streams == 2
+    assert rec.session.compiled.get_property("NUM_STREAMS") == 2
+    assert alone._load().text_rec.session.streams == 1
+    assert len(read_together) == len(read_alone) > 10
+    for mine, theirs in zip(read_together, read_alone, strict=True):
+        assert mine.text == theirs.text
+        assert mine.poly == theirs.poly
+        assert abs(mine.confidence - theirs.confidence) < 1e-3
+    # A single region still goes straight to the recognizer.
+    crop = acta[: acta.shape[0] // 4]
+    assert together.recognize_region(crop)[0] == alone.recognize_region(crop)[0]
+
+
 def test_openvino_threads_are_not_pinned(
     openvino_engine: OnnxEngine, acta: np.ndarray
 ) -> None:
