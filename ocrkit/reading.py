@@ -494,11 +494,10 @@ PARALLEL_ENGINES = frozenset({"onnx", "paddle", "auto"})
 # win back, while this process keeps its loaded engine between calls.
 MIN_PARALLEL_PAGES = 8
 # Cores each default worker gets for its model threads. On 2 cores, two workers of
-# one OpenVINO thread read 18 scanned pages at 41 pages per minute and peaked at
-# 2.1 GB of RSS. This process alone read them at 36 and peaked at 1.2 GB (39
-# pages per minute on a 300-page scan). The default keeps a long document under
-# 1.5 GB, so 2 cores get no pool, and ``--workers 2`` is there for those with the
-# memory to spare.
+# one OpenVINO thread read 18 scanned pages at 38 to 39 pages per minute and peaked
+# at 2.1 GB of RSS. This process alone, reading each page's lines two at once, read
+# them at 39 to 40 and peaked at 1.3 GB (39 to 42 pages per minute on a 300-page
+# scan). So 2 cores get no pool, and ``--workers 2`` is there for larger machines.
 # Rendering the next page in a second thread while OpenVINO read the current one
 # gained nothing measurable: 1 to 4% on 18 pages, and on 60 pages 36.0 pages per
 # minute against 37.1 without it, for 70 to 140 MB more at peak. The runtime
