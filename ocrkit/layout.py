@@ -11,27 +11,50 @@ of a multi-column page. ``reading_order`` sorts them with a recursive XY-cut:
 3. Otherwise the region is split at the gutter, and the left part is read before
    the right part.
 4. A region without a gutter is read band by band, top to bottom.
+
+On a skewed scan, the boxes around slanted lines overlap their neighbours, so the
+lines are first turned level by the page's skew, measured from their polygons.
+
+NOTE: on the skewed two-column brochure of the corpus (``skew.pdf``), the first
+column now reads top to bottom, but the lower two columns still interleave line by
+line: no gutter is found between them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from statistics import median
 
 import numpy as np
 
-from ocrkit.models import BBox
+from ocrkit.models import BBox, Poly, poly_to_bbox
 
 # A gutter is at least this many median line heights wide.
 GUTTER_WIDTH_LINES = 0.2
 # Lines allowed to cross a gutter, as a share of the region's lines (at least 1).
 GUTTER_CROSSING_SHARE = 0.05
+# Skew, in degrees, below which boxes are ordered as they are. Levelling the UNLV
+# magazine scan by its 0.45 degrees raised its CER from 0.043 to 0.062. Levelling
+# skew.pdf by 1.9 degrees cut its CER against the rough reference from 0.50 to 0.34.
+MIN_SKEW_DEGREES = 1.0
+# Lines at least this many times as long as high measure the skew: a short line's
+# polygon slants more with the detector's noise.
+SKEW_LINE_ASPECT = 4.0
 
 
-def reading_order(boxes: Sequence[BBox]) -> list[int]:
-    """Return the indices of ``boxes`` in reading order."""
+def reading_order(
+    boxes: Sequence[BBox], polys: Sequence[Poly] | None = None
+) -> list[int]:
+    """Return the indices of ``boxes`` in reading order.
+
+    ``polys``, the lines' polygons as the detector found them (clockwise from the
+    top-left corner), let a skewed page be ordered as if it were level.
+    """
     if not boxes:
         return []
+    if polys is not None:
+        boxes = level_boxes(polys, page_skew(polys))
     heights = [max(1.0, b[3] - b[1]) for b in boxes]
     min_width = GUTTER_WIDTH_LINES * median(heights)
     order: list[int] = []
@@ -142,6 +165,37 @@ def _bands(indices: list[int], boxes: Sequence[BBox]) -> list[list[int]]:
             bands[-1].append(i)
             reach = max(reach, bottom)
     return bands
+
+
+def page_skew(polys: Sequence[Poly]) -> float:
+    """Return the median slant of the lines' top edges, in degrees.
+
+    Positive when lines fall to the right, as image rows grow downwards. Only
+    lines at least ``SKEW_LINE_ASPECT`` times as long as high count, and with
+    none the skew is 0.
+    """
+    angles = []
+    for poly in polys:
+        if len(poly) != 4:
+            continue
+        (left_x, left_y), (right_x, right_y), _, (low_x, low_y) = poly
+        length = math.hypot(right_x - left_x, right_y - left_y)
+        height = math.hypot(low_x - left_x, low_y - left_y)
+        if right_x > left_x and length >= SKEW_LINE_ASPECT * max(1.0, height):
+            angles.append(math.degrees(math.atan2(right_y - left_y, right_x - left_x)))
+    return median(angles) if angles else 0.0
+
+
+def level_boxes(polys: Sequence[Poly], skew: float) -> list[BBox]:
+    """Return the boxes of ``polys`` turned by ``-skew`` degrees about the origin."""
+    if abs(skew) < MIN_SKEW_DEGREES:
+        return [poly_to_bbox(poly) for poly in polys]
+    cos, sin = math.cos(math.radians(skew)), math.sin(math.radians(skew))
+    level = []
+    for poly in polys:
+        turned = tuple((x * cos + y * sin, y * cos - x * sin) for x, y in poly)
+        level.append(poly_to_bbox(turned))  # type: ignore[arg-type]
+    return level
 
 
 def is_sideways(boxes: Sequence[BBox]) -> bool:

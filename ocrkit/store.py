@@ -43,6 +43,7 @@ from ocrkit.models import (
     LineOrigin,
     Page,
     PageStatus,
+    Poly,
     RecognizedLine,
     bbox_to_poly,
     check_bbox,
@@ -868,7 +869,7 @@ class Store:
             (document_id, page_index),
         ).fetchone()
         rows = db.execute(
-            "SELECT id, x0, y0, x1, y1 FROM lines WHERE document_id = ? AND "
+            "SELECT id, poly, x0, y0, x1, y1 FROM lines WHERE document_id = ? AND "
             "page_index = ? AND deleted = 0 ORDER BY reading_order, id",
             (document_id, page_index),
         ).fetchall()
@@ -877,7 +878,8 @@ class Store:
         else:
             rows = sorted(rows, key=lambda row: row["id"])
             boxes = [(row["x0"], row["y0"], row["x1"], row["y1"]) for row in rows]
-            order = reading_order(boxes)
+            polys = [_poly(row["poly"]) for row in rows]
+            order = reading_order(boxes, polys)
         db.executemany(
             "UPDATE lines SET reading_order = ? WHERE id = ?",
             [(position, rows[i]["id"]) for position, i in enumerate(order)],
@@ -887,6 +889,11 @@ class Store:
 # Reading order given to a line a user adds, so that pages kept in the engine's
 # order list it last until the page is renumbered.
 _APPENDED = 1 << 30
+
+
+def _poly(stored: str) -> Poly:
+    """Return a polygon stored as JSON."""
+    return tuple(tuple(point) for point in json.loads(stored))  # type: ignore[return-value]
 
 
 def open_store(root: str | Path | None = None) -> Store:
@@ -1013,13 +1020,13 @@ def _page(row: sqlite3.Row) -> Page:
 
 
 def _line(row: sqlite3.Row) -> Line:
-    poly = tuple(tuple(point) for point in json.loads(row["poly"]))
+    poly = _poly(row["poly"])
     return Line(
         id=row["id"],
         document_id=row["document_id"],
         page_index=row["page_index"],
         order=row["reading_order"],
-        poly=poly,  # type: ignore[arg-type]
+        poly=poly,
         bbox=(row["x0"], row["y0"], row["x1"], row["y1"]),
         text=row["text"],
         confidence=row["confidence"],
