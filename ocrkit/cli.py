@@ -233,7 +233,8 @@ def _add_files(
             worst = ExitCode.input_file
             continue
         documents.append(document)
-        print(f"{document.id}  {document.page_count:>4} pages  {document.filename}")
+        noun = "page " if document.page_count == 1 else "pages"
+        print(f"{document.id}  {document.page_count:>4} {noun}  {document.filename}")
     return documents, worst
 
 

@@ -90,6 +90,13 @@ def test_storage_option_beats_environment(tmp_path: Path, corpus: Path) -> None:
     assert done.returncode == 0
     assert (chosen / "ocrkit.sqlite").is_file()
     assert not (tmp_path / "env").exists()
+    assert "   1 page   francais.pdf" in done.stdout
+
+
+def test_add_counts_pages_in_plural(tmp_path: Path, corpus: Path) -> None:
+    done = ocrkit("add", str(corpus / "multipage.pdf"), storage=tmp_path / "store")
+    assert done.returncode == 0
+    assert "   6 pages  multipage.pdf" in done.stdout
 
 
 @pytest.mark.parametrize(
