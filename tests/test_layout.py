@@ -7,7 +7,7 @@ import math
 import pytest
 
 from ocrkit.layout import page_skew, reading_order
-from ocrkit.models import Poly, poly_to_bbox
+from ocrkit.models import BBox, Poly, poly_to_bbox
 
 
 def slanted_line(
@@ -46,3 +46,15 @@ def test_slight_skew_keeps_box_order() -> None:
     boxes = [poly_to_bbox(poly) for poly in polys]
     assert reading_order(boxes, polys) == reading_order(boxes)
     assert reading_order(boxes, polys) == [0, 1, 2, 3]
+
+
+def test_columns_between_wide_paragraphs() -> None:
+    # Three full-width lines, two columns of four lines, two full-width lines.
+    def box(left: float, top: float, right: float) -> BBox:
+        return (left, top, right, top + 30.0)
+
+    boxes = [box(100.0, 100.0 + 40.0 * k, 1100.0) for k in range(3)]
+    boxes += [box(100.0, 240.0 + 40.0 * k, 560.0) for k in range(4)]
+    boxes += [box(640.0, 240.0 + 40.0 * k, 1100.0) for k in range(4)]
+    boxes += [box(100.0, 420.0 + 40.0 * k, 1100.0) for k in range(2)]
+    assert reading_order(boxes) == list(range(13))

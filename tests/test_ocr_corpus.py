@@ -142,6 +142,10 @@ def test_skewed_column_read_top_down(read_corpus: Store) -> None:
     positions = [position(start) for start in column]
     assert positions == sorted(positions)
     assert position("The LinnSequencer is a") < position("Recording a Sequence")
+    # The left column ends before the right one begins.
+    assert position("sustain pedal") < position("simply use LOCATE")
+    assert position("simply use LOCATE") < position("Creating a Song")
+    assert position("Creating a Song") < position("Composition Without")
 
 
 def test_edit_survives_real_rerun(read_corpus: Store) -> None:
