@@ -60,7 +60,9 @@ def reading_order(
     if not boxes:
         return []
     if polys is not None:
-        boxes = level_boxes(polys, page_skew(polys))
+        skew = page_skew(polys)
+        if abs(skew) >= MIN_SKEW_DEGREES:
+            boxes = level_boxes(polys, skew)
     heights = [max(1.0, b[3] - b[1]) for b in boxes]
     min_width = GUTTER_WIDTH_LINES * median(heights)
     order: list[int] = []
@@ -214,8 +216,6 @@ def page_skew(polys: Sequence[Poly]) -> float:
 
 def level_boxes(polys: Sequence[Poly], skew: float) -> list[BBox]:
     """Return the boxes of ``polys`` turned by ``-skew`` degrees about the origin."""
-    if abs(skew) < MIN_SKEW_DEGREES:
-        return [poly_to_bbox(poly) for poly in polys]
     cos, sin = math.cos(math.radians(skew)), math.sin(math.radians(skew))
     level = []
     for poly in polys:

@@ -893,7 +893,8 @@ _APPENDED = 1 << 30
 
 def _poly(stored: str) -> Poly:
     """Return a polygon stored as JSON."""
-    return tuple(tuple(point) for point in json.loads(stored))  # type: ignore[return-value]
+    points = tuple(tuple(point) for point in json.loads(stored))
+    return points  # type: ignore[return-value]
 
 
 def open_store(root: str | Path | None = None) -> Store:

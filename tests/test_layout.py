@@ -1,4 +1,4 @@
-"""Reading order on skewed pages, from synthetic line polygons."""
+"""Reading order of synthetic lines: skewed pages, columns between wide lines."""
 
 from __future__ import annotations
 

@@ -490,6 +490,7 @@ class _LinesInParallel:
         started = time.perf_counter()
         by_width = sorted(range(len(images)), key=lambda i: _aspect(images[i]))
         shares = [by_width[k :: self.streams] for k in range(self.streams)]
+        shares = [share for share in shares if share]
         futures = [
             self._threads.submit(
                 self.recognizer,
@@ -499,13 +500,12 @@ class _LinesInParallel:
                 ),
             )
             for share in shares
-            if share
         ]
         texts: list[Any] = [None] * len(images)
         scores: list[Any] = [None] * len(images)
         words: list[Any] = [None] * len(images)
         outputs = [future.result() for future in futures]
-        for share, output in zip(shares, outputs, strict=False):
+        for share, output in zip(shares, outputs, strict=True):
             for position, i in enumerate(share):
                 texts[i] = output.txts[position]
                 scores[i] = output.scores[position]
@@ -544,10 +544,10 @@ SHAPE_CACHE = 64
 # scanned pages one line a call read 6% faster and peaked at 1.09 GB against
 # 1.38 GB, with the same text. On ONNX Runtime the speed was the same either way.
 REC_BATCH = 1
-# Most recognizer calls run at once. On 2 cores, two streams of one thread each
-# were fed a page's lines from two threads. They read 60 scanned pages at 39.3 and
-# 39.9 pages per minute in two runs, with the same lines. One call at a time on
-# both threads read 36.5 and 36.7. The peak grew from 1.18 to 1.35 GB.
+# The most recognizer calls that run at once. On 2 cores, two streams of one
+# thread each were fed a page's lines from two threads. They read 60 scanned pages
+# at 39.3 and 39.9 pages per minute in two runs, with the same lines. One call at
+# a time on both threads read 36.5 and 36.7. The peak grew from 1.18 to 1.35 GB.
 # NOTE: measured on 2 cores only.
 MAX_REC_STREAMS = 2
 
