@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ocrkit import __version__
 from ocrkit.config import load_settings
@@ -54,6 +54,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_common_options(
+    parser: argparse.ArgumentParser, *, storage: Any, verbose: Any
+) -> None:
+    """Add ``--storage`` and ``--verbose`` with the given defaults."""
+    parser.add_argument(
+        "--storage",
+        type=Path,
+        default=storage,
+        help="store folder (default: $OCRKIT_STORAGE or ./storage)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=verbose,
+        help="log every step on stderr",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser for every ``ocrkit`` command."""
     settings = load_settings()
@@ -62,15 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the text lines of PDFs and scans, store them, export them.",
     )
     parser.add_argument("--version", action="version", version=f"ocrkit {__version__}")
-    parser.add_argument(
-        "--storage",
-        type=Path,
-        default=settings.storage,
-        help="store folder (default: $OCRKIT_STORAGE or ./storage)",
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log every step on stderr"
-    )
+    _add_common_options(parser, storage=settings.storage, verbose=False)
     commands = parser.add_subparsers(
         dest="command", required=True, parser_class=_Parser
     )
@@ -192,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="folder of the notebooks, with workbench.ipynb "
             "(default: the repository's notebooks folder)",
+        )
+    # Every command takes the common options too, so that they may also come after
+    # its name; given there, they win over those given before it.
+    for command in [*commands.choices.values(), *model_commands.choices.values()]:
+        _add_common_options(
+            command, storage=argparse.SUPPRESS, verbose=argparse.SUPPRESS
         )
     return parser
 

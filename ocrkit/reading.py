@@ -356,12 +356,16 @@ def read_document(
     pages: Iterable[int] | None = None,
     dpi: float = DEFAULT_DPI,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    engine: str = "onnx",
+    engine: str = "auto",
     engine_options: dict[str, Any] | None = None,
     executor: Executor | Literal["auto"] | None = "auto",
     progress: ProgressCallback | None = None,
 ) -> ReadReport:
     """Read a document's unread pages (or ``pages``) and store each as it finishes.
+
+    The default ``engine``, ``auto``, as on the command line, takes the text of
+    PDF pages whose text layer has real text and reads other pages by OCR
+    (``onnx``).
 
     With an ``executor``, pages are read in parallel, at most twice as many in
     flight as it has workers, so memory stays bounded on long documents. The

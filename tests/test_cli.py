@@ -93,6 +93,21 @@ def test_storage_option_beats_environment(tmp_path: Path, corpus: Path) -> None:
     assert "   1 page   francais.pdf" in done.stdout
 
 
+def test_storage_option_after_the_command(tmp_path: Path, corpus: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    added = ocrkit(
+        "add", str(corpus / "francais.pdf"), "--storage", str(first), storage=second
+    )
+    assert added.returncode == 0, added.stderr
+    # Given on both sides of the command's name, the later one is used.
+    listed = ocrkit(
+        "--storage", str(second), "ls", "--storage", str(first), storage=second
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "francais.pdf" in listed.stdout
+    assert not second.exists()
+
+
 def test_add_counts_pages_in_plural(tmp_path: Path, corpus: Path) -> None:
     done = ocrkit("add", str(corpus / "multipage.pdf"), storage=tmp_path / "store")
     assert done.returncode == 0
