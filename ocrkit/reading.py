@@ -28,9 +28,11 @@ from ocrkit.engines import Engine, PageEngine, UprightEngine, get_engine
 from ocrkit.errors import OcrkitError
 from ocrkit.layout import is_sideways
 from ocrkit.models import Page, PageStatus, RecognizedLine
+from ocrkit.rendering import RenderAhead
 from ocrkit.sources import (
     DEFAULT_DPI,
     DEFAULT_MAX_PIXELS,
+    RenderedPage,
     Source,
     empty_render_cache,
     fit_dpi,
@@ -153,8 +155,13 @@ def read_page(task: PageTask) -> PageResult:
     return _read_page(task)[0]
 
 
-def _read_page(task: PageTask) -> tuple[PageResult, bool]:
-    """Read one page with ``read_page`` and return whether it was rendered too."""
+def _read_page(
+    task: PageTask, rendered: RenderedPage | None = None
+) -> tuple[PageResult, bool]:
+    """Read one page with ``read_page`` and return whether it was rendered too.
+
+    ``rendered`` is the page already rendered elsewhere, used if OCR reads it.
+    """
     base = Page(
         document_id=task.document_id, index=task.page_index, width_pt=0, height_pt=0
     )
@@ -165,7 +172,7 @@ def _read_page(task: PageTask) -> tuple[PageResult, bool]:
             result = _read_from_file(task, engine, source)
             if result is not None:
                 return result, False
-        return _read_by_ocr(task, engine, source), True
+        return _read_by_ocr(task, engine, source, rendered), True
     except OcrkitError as exc:
         name = task.name or task.path
         # The caller gets the reason in the result and reports it to the user.
@@ -208,9 +215,15 @@ def _read_from_file(
     return PageResult(page=page, lines=from_file.lines)
 
 
-def _read_by_ocr(task: PageTask, engine: Engine, source: Source) -> PageResult:
-    """Render a page and read it by OCR."""
-    rendered = source.render(task.page_index, task.dpi, max_pixels=task.max_pixels)
+def _read_by_ocr(
+    task: PageTask,
+    engine: Engine,
+    source: Source,
+    rendered: RenderedPage | None = None,
+) -> PageResult:
+    """Render a page, unless ``rendered`` is given, and read it by OCR."""
+    if rendered is None:
+        rendered = source.render(task.page_index, task.dpi, max_pixels=task.max_pixels)
     # An engine that passes images on (auto) names the engine that read them.
     ocr: Engine = getattr(engine, "image_engine", engine)
     lines, rotation, image = recognize_upright(ocr, rendered.image)
@@ -410,11 +423,25 @@ def read_document(
         # the text engine near 150 pages/s on 2 cores. Two workers forked from
         # this process read 220 pages/s, but forking is unsafe once other threads
         # run, and spawned workers take about 1 s to import PyMuPDF 2.0.
+        ahead = RenderAhead() if len(tasks) >= MIN_RENDER_AHEAD_PAGES else None
+        # Engines that read every page by OCR render every page; others, such
+        # as auto, are expected to render the next page when they rendered the
+        # last one.
+        rendering = engine in OCR_ENGINES
         try:
             with holding_memory(engine, engine_options):
-                for task in tasks:
-                    store_result(read_page_and_trim(task))
+                for number, task in enumerate(tasks):
+                    rendered = ahead.take(task) if ahead is not None else None
+                    if ahead is not None and rendering and number + 1 < len(tasks):
+                        ahead.submit(tasks[number + 1])
+                    result, rendering = _read_page(task, rendered)
+                    if rendering:
+                        empty_render_cache()
+                        _trim_heap()
+                    store_result(result)
         finally:
+            if ahead is not None:
+                ahead.close()
             close_open_source()
         return report
     _run_in_order(executor, tasks, store_result)
@@ -502,10 +529,8 @@ MIN_PARALLEL_PAGES = 8
 # at 2.1 GB of RSS. This process alone, reading each page's lines two at once, read
 # them at 39 to 40 and peaked at 1.3 GB (39 to 42 pages per minute on a 300-page
 # scan). So 2 cores get no pool, and ``--workers 2`` is there for larger machines.
-# Rendering the next page in a second thread while OpenVINO read the current one
-# gained nothing measurable: 1 to 4% on 18 pages, and on 60 pages 36.0 pages per
-# minute against 37.1 without it, for 70 to 140 MB more at peak. The runtime
-# already keeps both cores busy, so this process reads one page at a time.
+# This process reads one page at a time, while a render process renders the
+# next (see ``ocrkit.rendering``).
 # NOTE: measured on 2 cores only; 2 threads per worker on larger machines is a guess.
 CORES_PER_WORKER = 2
 
@@ -536,14 +561,40 @@ def page_pool(workers: int, threads: int | None = None) -> ProcessPoolExecutor:
     """
     if threads is None:
         threads = max(1, (os.cpu_count() or 1) // workers)
-    methods = multiprocessing.get_all_start_methods()
-    method = "forkserver" if "forkserver" in methods else "spawn"
     return ProcessPoolExecutor(
         max_workers=workers,
-        mp_context=multiprocessing.get_context(method),
+        mp_context=_pool_context(),
         initializer=_limit_threads,
         initargs=(threads, os.getpid()),
     )
+
+
+# Engines that render every page they read.
+OCR_ENGINES = frozenset({"onnx", "paddle"})
+# Pages from which a document read in this process has its next page rendered in
+# a render process (see ``ocrkit.rendering``). Starting that process takes about
+# half a second, which a short document does not win back.
+MIN_RENDER_AHEAD_PAGES = 8
+
+
+def render_page(task: PageTask) -> RenderedPage:
+    """Render ``task``'s page as OCR would, then free what rendering kept."""
+    source = open_source(task.path, task.name)
+    try:
+        return source.render(task.page_index, task.dpi, max_pixels=task.max_pixels)
+    finally:
+        empty_render_cache()
+        _trim_heap()
+
+
+def _pool_context() -> Any:
+    """Return the fork server context, or spawn where there is none.
+
+    A child forked after ONNX Runtime and OpenCV started their threads hangs.
+    """
+    methods = multiprocessing.get_all_start_methods()
+    method = "forkserver" if "forkserver" in methods else "spawn"
+    return multiprocessing.get_context(method)
 
 
 def _limit_threads(threads: int, parent_pid: int) -> None:
