@@ -1044,6 +1044,32 @@ def targets(page_rows: list[PageRow], document_rows: list[DocumentRow]) -> list[
     return lines
 
 
+def processor() -> str:
+    """Return the processor's model name and its bfloat16 units, if any.
+
+    OpenVINO runs the models in bfloat16 where the processor has AVX-512 BF16 or
+    AMX, which sets the rates more than the number of cores.
+    """
+    name, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not name:
+                    name = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    units = [unit for flag, unit in BF16_UNITS.items() if flag in flags]
+    name = name or platform.processor() or "processor unknown"
+    return f"{name}, {' and '.join(units)}" if units else name
+
+
+# CPU flags of the bfloat16 units OpenVINO uses, and their names.
+BF16_UNITS = {"avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX"}
+
+
 def versions() -> str:
     """Return the versions of the packages that ran, one line."""
     from importlib import metadata
@@ -1075,8 +1101,8 @@ def report(
     lines = [
         f"# ocrkit benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}",
         "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python "
-        f"{platform.python_version()}. {versions()}.",
+        f"Machine: {os.cpu_count()} cores, {platform.machine()} ({processor()}), "
+        f"Python {platform.python_version()}. {versions()}.",
         f"Load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load[0])}"
         f"; after: {', '.join(f'{v:.2f}' for v in load[1])}.",
         f"Command: `python bench/run.py {' '.join(settings.argv)}`",
