@@ -28,7 +28,7 @@ from ocrkit.errors import (
 from ocrkit.export import FORMATS, export_lines, lines_frame
 from ocrkit.models import Document
 from ocrkit.reading import ReadProgress, page_pool, read_document
-from ocrkit.store import Store
+from ocrkit.store import DATABASE_NAME, Store
 
 log = logging.getLogger("ocrkit")
 
@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     commands.add_parser("ls", help="list documents with their pages and lines")
+
+    remove = commands.add_parser(
+        "rm", help="remove documents with their pages, lines, edits and files"
+    )
+    remove.add_argument(
+        "documents", nargs="+", metavar="DOCUMENT", help="id or file name"
+    )
 
     models = commands.add_parser("models", help="local models of the paddle engine")
     model_commands = models.add_subparsers(
@@ -225,6 +232,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if (
+        args.command in _READING_COMMANDS
+        and not (args.storage / DATABASE_NAME).is_file()
+    ):
+        print(
+            f"ocrkit: error: no store in {args.storage}; check --storage or "
+            "OCRKIT_STORAGE, or add files with `ocrkit add FILE`",
+            file=sys.stderr,
+        )
+        return int(ExitCode.usage)
     try:
         with Store(args.storage) as store:
             return int(_COMMANDS[args.command](store, args))
@@ -232,7 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ocrkit: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
-        print("ocrkit: interrupted; pages read so far are stored", file=sys.stderr)
+        if args.command == "ocr":
+            print(
+                "ocrkit: interrupted; pages read so far are stored, and the same "
+                "command reads the rest",
+                file=sys.stderr,
+            )
+        else:
+            print("ocrkit: interrupted", file=sys.stderr)
         return 130
 
 
@@ -360,6 +384,18 @@ def _cmd_ls(store: Store, args: argparse.Namespace) -> ExitCode:
     return ExitCode.ok
 
 
+def _cmd_rm(store: Store, args: argparse.Namespace) -> ExitCode:
+    # Every name is looked up first, so that a wrong one removes nothing.
+    documents = {}
+    for ref in args.documents:
+        document = store.document(ref)
+        documents[document.id] = document
+    for document in documents.values():
+        store.delete_document(document.id)
+        print(f"removed {document.id}  {document.filename}")
+    return ExitCode.ok
+
+
 def _cmd_export(store: Store, args: argparse.Namespace) -> ExitCode:
     try:
         frame = lines_frame(store, args.documents or None)
@@ -428,12 +464,16 @@ _COMMANDS = {
     "add": _cmd_add,
     "ocr": _cmd_ocr,
     "ls": _cmd_ls,
+    "rm": _cmd_rm,
     "export": _cmd_export,
     "models": _cmd_models,
     "serve": _cmd_serve,
     "dashboard": _cmd_serve,
 }
 
+
+# Commands that only read or change what a store holds: they refuse to create one.
+_READING_COMMANDS = frozenset({"ls", "rm", "export"})
 
 _SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
+import pymupdf
 import pytest
 
 
@@ -108,6 +113,39 @@ def test_storage_option_after_the_command(tmp_path: Path, corpus: Path) -> None:
     assert not second.exists()
 
 
+def test_reading_commands_need_a_store(tmp_path: Path) -> None:
+    typo = tmp_path / "storgae"
+    for command in (["ls"], ["rm", "acta"], ["export", "-o", str(tmp_path / "a.csv")]):
+        done = ocrkit(*command, "--storage", str(typo), storage=tmp_path / "env")
+        assert done.returncode == 1, done.stderr
+        assert f"no store in {typo}; check --storage" in done.stderr
+    assert not typo.exists()
+    assert not (tmp_path / "env").exists()
+
+
+def test_rm_removes_named_documents(tmp_path: Path, corpus: Path) -> None:
+    storage = tmp_path / "store"
+    files = [str(corpus / "francais.pdf"), str(corpus / "multipage.pdf")]
+    assert ocrkit("add", *files, storage=storage).returncode == 0
+    stored = sorted((storage / "files").iterdir())
+    assert len(stored) == 2
+
+    # A name that matches nothing removes nothing.
+    wrong = ocrkit("rm", "francais.pdf", "nada.pdf", storage=storage)
+    assert wrong.returncode == 1
+    assert "no document 'nada.pdf'" in wrong.stderr
+    assert "francais.pdf" in ocrkit("ls", storage=storage).stdout
+
+    done = ocrkit("rm", "francais.pdf", storage=storage)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("removed ")
+    assert done.stdout.rstrip().endswith("  francais.pdf")
+    listing = ocrkit("ls", storage=storage).stdout
+    assert "francais.pdf" not in listing
+    assert "multipage.pdf" in listing
+    assert len(list((storage / "files").iterdir())) == 1
+
+
 def test_add_counts_pages_in_plural(tmp_path: Path, corpus: Path) -> None:
     done = ocrkit("add", str(corpus / "multipage.pdf"), storage=tmp_path / "store")
     assert done.returncode == 0
@@ -119,7 +157,7 @@ def test_add_counts_pages_in_plural(tmp_path: Path, corpus: Path) -> None:
     [
         (["frob"], 1, "invalid choice"),
         (["ocr"], 1, "name files to read"),
-        (["export", "nope", "-o", "x.csv"], 1, "no document 'nope'"),
+        (["export", "nope", "-o", "x.csv"], 1, "no store in"),
         (["add", "{corpus}/invalid.pdf"], 2, "invalid.pdf: damaged or truncated PDF"),
         (["add", "{corpus}/libreoffice-writer-password.pdf"], 2, "needs a password"),
         (["add", "{corpus}/does-not-exist.pdf"], 2, "cannot be read"),
@@ -244,3 +282,57 @@ def test_invalid_workers_store_nothing(
     assert done.returncode == 1
     assert "--workers" in done.stderr
     assert not storage.exists()
+
+
+def test_interrupted_ocr_stops_whole_and_resumes(tmp_path: Path, corpus: Path) -> None:
+    pdf = tmp_path / "actas.pdf"
+    with (
+        pymupdf.open() as joined,
+        pymupdf.open(corpus / "acta-municipal-es.pdf") as acta,
+    ):
+        for _ in range(10):
+            joined.insert_pdf(acta)
+        joined.save(pdf)
+    storage = tmp_path / "storage"
+    environment = {**os.environ, "OCRKIT_STORAGE": str(storage)}
+    command = [sys.executable, "-m", "ocrkit", "ocr", "--engine", "onnx", str(pdf)]
+    # Ctrl-C reaches the whole process group: ocrkit and its render process.
+    process = subprocess.Popen(
+        command,
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and done_pages(storage) < 2:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGINT)
+    _, errors = process.communicate(timeout=60)
+
+    assert process.returncode == 130, errors
+    assert "interrupted; pages read so far are stored" in errors
+    assert "the same command reads the rest" in errors
+    assert "Traceback" not in errors
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # no process of the group is left
+    read = done_pages(storage)
+    assert 2 <= read < 10
+    again = ocrkit("ocr", "--engine", "onnx", str(pdf), storage=storage)
+    assert again.returncode == 0, again.stderr
+    assert done_pages(storage) == 10
+
+
+def done_pages(storage: Path) -> int:
+    """Count the pages stored as read, from outside the running command."""
+    database = storage / "ocrkit.sqlite"
+    if not database.is_file():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            return db.execute(
+                "SELECT COUNT(*) FROM pages WHERE status = 'done'"
+            ).fetchone()[0]
+    except sqlite3.OperationalError:  # the tables are not created yet
+        return 0
