@@ -444,6 +444,9 @@ def read_document(
                 ahead.close()
             close_open_source()
         return report
+    # TODO: pages read through an executor (the dashboard's reading process,
+    # --workers, Dask) are rendered by the worker that reads them, while the
+    # models wait, because a worker gets one page per task and no next page.
     _run_in_order(executor, tasks, store_result)
     return report
 

@@ -295,7 +295,20 @@ def test_interrupted_ocr_stops_whole_and_resumes(tmp_path: Path, corpus: Path) -
         joined.save(pdf)
     storage = tmp_path / "storage"
     environment = {**os.environ, "OCRKIT_STORAGE": str(storage)}
-    command = [sys.executable, "-m", "ocrkit", "ocr", "--engine", "onnx", str(pdf)]
+    # A shell starts background jobs with Ctrl-C ignored, and a Python started
+    # that way ignores it too, so the command is run with it restored.
+    command = [
+        sys.executable,
+        "-c",
+        "import runpy, signal, sys; "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv[0] = 'ocrkit'; "
+        "runpy.run_module('ocrkit', run_name='__main__')",
+        "ocr",
+        "--engine",
+        "onnx",
+        str(pdf),
+    ]
     # Ctrl-C reaches the whole process group: ocrkit and its render process.
     process = subprocess.Popen(
         command,
@@ -307,6 +320,7 @@ def test_interrupted_ocr_stops_whole_and_resumes(tmp_path: Path, corpus: Path) -
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and done_pages(storage) < 2:
         time.sleep(0.2)
+    assert process.poll() is None, "the command ended before it was interrupted"
     os.killpg(process.pid, signal.SIGINT)
     _, errors = process.communicate(timeout=60)
 
