@@ -266,6 +266,7 @@ def _add_files(
     """Add each file; a bad file is reported and the others are still added."""
     documents = []
     worst = ExitCode.ok
+    stored = {document.id for document in store.documents()}
     for path in files:
         try:
             document = store.add_file(path, password=password)
@@ -275,7 +276,13 @@ def _add_files(
             continue
         documents.append(document)
         noun = "page " if document.page_count == 1 else "pages"
-        print(f"{document.id}  {document.page_count:>4} {noun}  {document.filename}")
+        # The same bytes under any name are one document.
+        known = "  (already stored)" if document.id in stored else ""
+        stored.add(document.id)
+        print(
+            f"{document.id}  {document.page_count:>4} {noun}  {document.filename}"
+            f"{known}"
+        )
     return documents, worst
 
 

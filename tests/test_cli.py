@@ -149,7 +149,19 @@ def test_rm_removes_named_documents(tmp_path: Path, corpus: Path) -> None:
 def test_add_counts_pages_in_plural(tmp_path: Path, corpus: Path) -> None:
     done = ocrkit("add", str(corpus / "multipage.pdf"), storage=tmp_path / "store")
     assert done.returncode == 0
-    assert "   6 pages  multipage.pdf" in done.stdout
+    assert "   6 pages  multipage.pdf\n" in done.stdout
+
+
+def test_add_says_when_already_stored(tmp_path: Path, corpus: Path) -> None:
+    copy = tmp_path / "copia.pdf"
+    copy.write_bytes((corpus / "francais.pdf").read_bytes())
+    files = [str(corpus / "francais.pdf"), str(copy)]
+    done = ocrkit("add", *files, storage=tmp_path / "store")
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.endswith("   1 page   francais.pdf")
+    assert second.endswith("   1 page   francais.pdf  (already stored)")
+    assert first.split()[0] == second.split()[0]
 
 
 @pytest.mark.parametrize(
