@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if (
-        args.command in _READING_COMMANDS
+        args.command in _EXISTING_STORE_COMMANDS
         and not (args.storage / DATABASE_NAME).is_file()
     ):
         print(
@@ -479,8 +479,9 @@ _COMMANDS = {
 }
 
 
-# Commands that only read or change what a store holds: they refuse to create one.
-_READING_COMMANDS = frozenset({"ls", "rm", "export"})
+# Commands that only read or change a store's documents, so they reject a missing
+# store instead of creating an empty one.
+_EXISTING_STORE_COMMANDS = frozenset({"ls", "rm", "export"})
 
 _SUFFIX_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl"}
 

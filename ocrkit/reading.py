@@ -424,9 +424,8 @@ def read_document(
         # this process read 220 pages/s, but forking is unsafe once other threads
         # run, and spawned workers take about 1 s to import PyMuPDF 2.0.
         ahead = RenderAhead() if len(tasks) >= MIN_RENDER_AHEAD_PAGES else None
-        # Engines that read every page by OCR render every page; others, such
-        # as auto, are expected to render the next page when they rendered the
-        # last one.
+        # The next page is rendered ahead when the last page was rendered. OCR
+        # engines render every page, so they start with the first.
         rendering = engine in OCR_ENGINES
         try:
             with holding_memory(engine, engine_options):
@@ -434,10 +433,7 @@ def read_document(
                     rendered = ahead.take(task) if ahead is not None else None
                     if ahead is not None and rendering and number + 1 < len(tasks):
                         ahead.submit(tasks[number + 1])
-                    result, rendering = _read_page(task, rendered)
-                    if rendering:
-                        empty_render_cache()
-                        _trim_heap()
+                    result, rendering = _read_page_and_trim(task, rendered)
                     store_result(result)
         finally:
             if ahead is not None:
@@ -498,11 +494,21 @@ def read_page_and_trim(task: PageTask) -> PageResult:
     (see ``empty_render_cache``). Pages read from their text layer allocate no
     page image and skip both. Elsewhere than glibc the heap is not trimmed.
     """
-    result, rendered = _read_page(task)
-    if rendered:
+    return _read_page_and_trim(task)[0]
+
+
+def _read_page_and_trim(
+    task: PageTask, rendered: RenderedPage | None = None
+) -> tuple[PageResult, bool]:
+    """Read one page as ``read_page_and_trim`` does; return whether it was rendered.
+
+    ``rendered`` is the page already rendered elsewhere, used if OCR reads it.
+    """
+    result, was_rendered = _read_page(task, rendered)
+    if was_rendered:
         empty_render_cache()
         _trim_heap()
-    return result
+    return result, was_rendered
 
 
 def _trim_heap() -> None:

@@ -28,10 +28,10 @@ def test_pages_rendered_ahead_match(corpus: Path) -> None:
             rendered = ahead.take(task(path, index))
             assert rendered is not None
             with Source(path) as source:
-                here = source.render(index)
-            assert rendered.dpi == here.dpi
-            assert rendered.width_pt == here.width_pt
-            assert np.array_equal(rendered.image, here.image)
+                in_process = source.render(index)
+            assert rendered.dpi == in_process.dpi
+            assert rendered.width_pt == in_process.width_pt
+            assert np.array_equal(rendered.image, in_process.image)
     finally:
         ahead.close()
 
@@ -61,28 +61,27 @@ def test_long_document_is_rendered_ahead(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(reading, "MIN_RENDER_AHEAD_PAGES", 3)
-    taken: list[bool] = []
+    rendered_ahead: list[bool] = []
     take = RenderAhead.take
 
     def counted(self: RenderAhead, page: PageTask):  # noqa: ANN202
         rendered = take(self, page)
-        taken.append(rendered is not None)
+        rendered_ahead.append(rendered is not None)
         return rendered
 
     monkeypatch.setattr(RenderAhead, "take", counted)
     document = store.add_file(corpus / "multipage.pdf")
     read_document(store, document.id, engine="fake", executor=None)
 
-    # The fake engine may read pages without rendering them, until it renders
-    # the first one. So the first two pages are rendered here, and the
-    # third page on ahead.
-    assert taken == [False, False] + [True] * (document.page_count - 2)
+    # The fake engine is not an OCR engine, so rendering ahead starts once it has
+    # rendered a page. The first two pages are rendered in this process.
+    assert rendered_ahead == [False, False] + [True] * (document.page_count - 2)
     monkeypatch.setattr(reading, "MIN_RENDER_AHEAD_PAGES", 100)
     with Store(tmp_path / "here") as other:
         alone = other.add_file(corpus / "multipage.pdf")
         read_document(other, alone.id, engine="fake", executor=None)
-        assert len(taken) == document.page_count
+        assert len(rendered_ahead) == document.page_count
         for page in other.pages(alone.id):
-            here = [line.bbox for line in other.lines(alone.id, page.index)]
+            in_process = [line.bbox for line in other.lines(alone.id, page.index)]
             ahead = [line.bbox for line in store.lines(document.id, page.index)]
-            assert here == ahead
+            assert in_process == ahead

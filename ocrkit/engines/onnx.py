@@ -482,8 +482,8 @@ def _top_class_model(model: Any) -> Any:
     """Return the recognizer ending in its likeliest character at each step.
 
     The recognizer's own output is the probability of each of its 18,710
-    characters at every step: 9 MB for a line 960 px wide, which took 4.5 ms to
-    copy out and 0.7 ms to search, against 17 ms to compute, on one thread.
+    characters at every step, 9 MB for a line 960 px wide. On one thread, that
+    took 4.5 ms to copy out and 0.7 ms to search, against 17 ms to compute.
     A stable ``TopK``, which keeps the first of equal values as NumPy's
     ``argmax`` does, took 2 ms more a line; two characters exactly as likely
     are left to chance, as they are between runtimes.
