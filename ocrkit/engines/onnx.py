@@ -485,8 +485,8 @@ def _top_class_model(model: Any) -> Any:
     characters at every step, 9 MB for a line 960 px wide. On one thread, that
     took 4.5 ms to copy out and 0.7 ms to search, against 17 ms to compute.
     A stable ``TopK``, which keeps the first of equal values as NumPy's
-    ``argmax`` does, took 2 ms more a line; two characters exactly as likely
-    are left to chance, as they are between runtimes.
+    ``argmax`` does, took 2 ms more a line. So two characters exactly as likely
+    are left to the runtime, as they are between runtimes anyway.
     """
     import openvino
     import openvino.opset13 as ops
